@@ -1,0 +1,231 @@
+"""VAE loss terms as plain functions on `keras.ops`.
+
+Convention (see the README, "Loss convention"):
+
+* The KL term is computed per sample, **summed over latent dimensions**.
+* The reconstruction term is computed per sample, **summed over all non-batch
+  elements** (`reduction="sum"`, a proper negative log-likelihood) or averaged
+  over them (`reduction="mean"`, for recipes that used tiny `fact` weights).
+* Both are averaged over the batch; `total = reco + beta * kl`.
+* The unweighted negative ELBO (`reco + kl`) is comparable across `beta`.
+
+All terms are computed in float32, whatever the inputs' dtype (mixed
+precision safe).
+"""
+
+import keras
+from keras import ops
+
+from keras_vae_layers._validation import check_choice
+from keras_vae_layers._validation import check_finite_number
+from keras_vae_layers._validation import check_range
+
+RECONSTRUCTION_KINDS = ("bce", "mse")
+REDUCTIONS = ("sum", "mean")
+DEFAULT_LOGVAR_CLIP = (-30.0, 20.0)
+
+__all__ = [
+    "kl_divergence",
+    "reconstruction_loss",
+    "negative_elbo",
+    "vae_loss_terms",
+    "fact_to_beta",
+    "beta_to_fact",
+]
+
+
+def _float32(x):
+    x = ops.convert_to_tensor(x)
+    if x.dtype != "float32":
+        x = ops.cast(x, "float32")
+    return x
+
+
+def kl_divergence(mu, logvar, logvar_clip=DEFAULT_LOGVAR_CLIP):
+    """KL(N(mu, exp(logvar)) || N(0, I)) per sample, summed over latent dims.
+
+    Args:
+        mu: Tensor `(batch, ..., latent_dim)`, posterior means.
+        logvar: Tensor of the same shape, posterior log-variances.
+        logvar_clip: `(low, high)` range `logvar` is clipped to before `exp`
+            (guards against overflow), or `None` to disable.
+
+    Returns:
+        float32 tensor of shape `(batch, ...)` (the latent axis summed out).
+
+    Example:
+
+    >>> kl = kl_divergence(np.zeros((2, 3)), np.zeros((2, 3)))
+    >>> keras.ops.convert_to_numpy(kl)
+    array([0., 0.], dtype=float32)
+    """
+    mu = _float32(mu)
+    logvar = _float32(logvar)
+    if tuple(mu.shape) != tuple(logvar.shape):
+        raise ValueError(
+            "kl_divergence: `mu` and `logvar` must have the same shape, "
+            f"received mu shape {tuple(mu.shape)} and logvar shape "
+            f"{tuple(logvar.shape)}."
+        )
+    if logvar_clip is not None:
+        low, high = check_range(logvar_clip, "logvar_clip", "kl_divergence")
+        logvar = ops.clip(logvar, low, high)
+    per_dim = 0.5 * (ops.square(mu) + ops.exp(logvar) - 1.0 - logvar)
+    return ops.sum(per_dim, axis=-1)
+
+
+def kl_divergence_per_dim(mu, logvar, logvar_clip=DEFAULT_LOGVAR_CLIP):
+    """Like `kl_divergence` but without summing the latent axis."""
+    mu = _float32(mu)
+    logvar = _float32(logvar)
+    if logvar_clip is not None:
+        low, high = check_range(logvar_clip, "logvar_clip", "kl_divergence")
+        logvar = ops.clip(logvar, low, high)
+    return 0.5 * (ops.square(mu) + ops.exp(logvar) - 1.0 - logvar)
+
+
+def _reduce_non_batch(values, reduction):
+    axes = tuple(range(1, len(values.shape)))
+    if not axes:
+        return values
+    if reduction == "sum":
+        return ops.sum(values, axis=axes)
+    return ops.mean(values, axis=axes)
+
+
+def reconstruction_loss(x, x_hat, kind="bce", reduction="sum",
+                        from_logits=False):
+    """Per-sample reconstruction negative log-likelihood.
+
+    Args:
+        x: Target tensor `(batch, ...)`, values in `[0, 1]` for `"bce"`.
+        x_hat: Decoder output of the same shape: probabilities, or logits
+            when `from_logits=True`.
+        kind: `"bce"` (Bernoulli / binary cross-entropy) or `"mse"`
+            (squared error, a Gaussian NLL up to constants).
+        reduction: `"sum"` sums over all non-batch elements (the proper NLL,
+            the package default); `"mean"` averages over them, which is what
+            older recipes with `fact` ~ 1e-4 used. See `fact_to_beta`.
+        from_logits: Whether `x_hat` holds logits (a sigmoid is implied).
+
+    Returns:
+        float32 tensor of shape `(batch,)`.
+
+    Example:
+
+    >>> x = np.full((2, 4, 4, 1), 0.5, "float32")
+    >>> reconstruction_loss(x, x, kind="mse").shape
+    (2,)
+    """
+    check_choice(kind, "kind", RECONSTRUCTION_KINDS, "reconstruction_loss")
+    check_choice(reduction, "reduction", REDUCTIONS, "reconstruction_loss")
+    x = _float32(x)
+    x_hat = _float32(x_hat)
+    if tuple(x.shape) != tuple(x_hat.shape) and None not in x.shape:
+        raise ValueError(
+            "reconstruction_loss: `x` and `x_hat` must have the same shape, "
+            f"received x shape {tuple(x.shape)} and x_hat shape "
+            f"{tuple(x_hat.shape)}."
+        )
+    if kind == "bce":
+        if from_logits:
+            # Numerically stable form of -[x log s(l) + (1-x) log(1-s(l))].
+            values = (
+                ops.relu(x_hat) - x_hat * x + ops.log1p(ops.exp(-ops.abs(x_hat)))
+            )
+        else:
+            eps = keras.config.epsilon()
+            p = ops.clip(x_hat, eps, 1.0 - eps)
+            values = -(x * ops.log(p) + (1.0 - x) * ops.log(1.0 - p))
+    else:
+        if from_logits:
+            x_hat = ops.sigmoid(x_hat)
+        values = ops.square(x - x_hat)
+    return _reduce_non_batch(values, reduction)
+
+
+def negative_elbo(x, x_hat, mu, logvar, kind="bce", reduction="sum",
+                  from_logits=False):
+    """Unweighted negative ELBO per sample: `reco + kl` (no `beta`).
+
+    Unlike the training total, this value is comparable between models
+    trained with different `beta`, so use it to select models.
+
+    Returns:
+        float32 tensor of shape `(batch,)`.
+    """
+    reco = reconstruction_loss(x, x_hat, kind, reduction, from_logits)
+    return reco + kl_divergence(mu, logvar)
+
+
+def vae_loss_terms(x, x_hat, mu, logvar, beta=1.0, kind="bce",
+                   reduction="sum", from_logits=False):
+    """Batch-averaged VAE loss terms.
+
+    Args:
+        x, x_hat, mu, logvar, kind, reduction, from_logits: As in
+            `reconstruction_loss` and `kl_divergence`.
+        beta: KL weight (a float or a scalar tensor/variable).
+
+    Returns:
+        Dict of float32 scalars: `reco_loss`, `kl_loss` (unweighted),
+        `total_loss` (`reco + beta * kl`) and `neg_elbo` (`reco + kl`).
+    """
+    reco = ops.mean(reconstruction_loss(x, x_hat, kind, reduction, from_logits))
+    kl = ops.mean(kl_divergence(mu, logvar))
+    beta = _float32(beta)
+    return {
+        "reco_loss": reco,
+        "kl_loss": kl,
+        "total_loss": reco + beta * kl,
+        "neg_elbo": reco + kl,
+    }
+
+
+def fact_to_beta(fact, data_shape):
+    """Converts a `fact` tuned with `reduction="mean"` to the `beta` that gives
+    the same optimum with `reduction="sum"`.
+
+    With `reduction="mean"` the loss is `reco_sum / D + fact * kl`, which is
+    `(reco_sum + fact * D * kl) / D`; so `beta = fact * D` where `D` is the
+    number of elements per sample (e.g. 28*28 = 784 for MNIST).
+
+    Args:
+        fact: KL weight used with per-element-mean reconstruction.
+        data_shape: Shape of one sample, without the batch axis.
+
+    Returns:
+        The equivalent `beta` as a float.
+
+    Example:
+
+    >>> fact_to_beta(1e-4, (28, 28, 1))
+    0.0784
+    """
+    fact = check_finite_number(fact, "fact", "fact_to_beta", minimum=0.0)
+    return fact * _num_elements(data_shape, "fact_to_beta")
+
+
+def beta_to_fact(beta, data_shape):
+    """Inverse of `fact_to_beta`: `fact = beta / D`."""
+    beta = check_finite_number(beta, "beta", "beta_to_fact", minimum=0.0)
+    return beta / _num_elements(data_shape, "beta_to_fact")
+
+
+def _num_elements(data_shape, owner):
+    try:
+        dims = [int(d) for d in data_shape]
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{owner}: `data_shape` must be a sequence of positive ints (one "
+            f"sample, no batch axis), received {data_shape!r}."
+        ) from None
+    if not dims or any(d < 1 for d in dims):
+        raise ValueError(
+            f"{owner}: `data_shape` must be a non-empty sequence of positive "
+            f"ints, received {data_shape!r}."
+        )
+    n = 1
+    for d in dims:
+        n *= d
+    return n
