@@ -7,6 +7,7 @@ from keras_vae_layers.layers import SamplingLayer
 from keras_vae_layers.losses import fact_to_beta
 from keras_vae_layers.losses import kl_divergence
 from keras_vae_layers.losses import negative_elbo
+from keras_vae_layers.losses import ReconstructionLoss
 from keras_vae_layers.losses import reconstruction_loss
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "losses",
     "kl_divergence",
     "reconstruction_loss",
+    "ReconstructionLoss",
     "negative_elbo",
     "fact_to_beta",
 ]

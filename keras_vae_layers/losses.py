@@ -31,6 +31,7 @@ __all__ = [
     "vae_loss_terms",
     "fact_to_beta",
     "beta_to_fact",
+    "ReconstructionLoss",
 ]
 
 
@@ -229,3 +230,55 @@ def _num_elements(data_shape, owner):
     for d in dims:
         n *= d
     return n
+
+
+@keras.saving.register_keras_serializable(package="keras_vae_layers")
+class ReconstructionLoss(keras.losses.Loss):
+    """`reconstruction_loss` as a Keras `Loss` for `model.compile(loss=...)`.
+
+    Use it when you compose the layers into your own Functional VAE and
+    train with `fit(x, x)`: the per-sample value follows the package
+    convention (summed over all non-batch elements by default), and Keras
+    averages it over the batch. Pair it with a `KLDivergenceLayer` whose
+    `beta` is on the same scale.
+
+    Args:
+        kind: `"bce"` or `"mse"`.
+        reduction_over_elements: `"sum"` (default) or `"mean"` over the
+            non-batch elements of one sample (named so as not to clash with
+            Keras' own batch `reduction` argument).
+        from_logits: Whether predictions are logits.
+        name: Loss name.
+
+    Example:
+
+    ```python
+    vae.compile(optimizer="adam", loss=ReconstructionLoss("bce"))
+    vae.fit(x, x, epochs=10)
+    ```
+    """
+
+    def __init__(self, kind="bce", reduction_over_elements="sum",
+                 from_logits=False, name="reconstruction_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.kind = check_choice(kind, "kind", RECONSTRUCTION_KINDS,
+                                 "ReconstructionLoss")
+        self.reduction_over_elements = check_choice(
+            reduction_over_elements, "reduction_over_elements", REDUCTIONS,
+            "ReconstructionLoss",
+        )
+        self.from_logits = bool(from_logits)
+
+    def call(self, y_true, y_pred):
+        return reconstruction_loss(y_true, y_pred, self.kind,
+                                   self.reduction_over_elements,
+                                   self.from_logits)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "kind": self.kind,
+            "reduction_over_elements": self.reduction_over_elements,
+            "from_logits": self.from_logits,
+        })
+        return config

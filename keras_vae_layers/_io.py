@@ -1,0 +1,57 @@
+"""Atomic file writing: never leave a truncated file at the final path."""
+
+import contextlib
+import json
+import os
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix=None):
+    """Yields a temporary path in the same directory as `path`.
+
+    On normal exit the temporary file is renamed onto `path` with
+    `os.replace` (atomic on POSIX and Windows when both live on one file
+    system, which the shared directory guarantees). On any exception the
+    temporary file is removed and `path` is left untouched.
+
+    Args:
+        path: Final destination.
+        suffix: Suffix for the temporary name; defaults to the suffix of
+            `path` (some writers, e.g. Keras' `save_weights`, insist on it).
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    base = os.path.basename(path)
+    if suffix is None:
+        # Keep compound suffixes such as ".weights.h5" intact.
+        suffix = base[base.index("."):] if "." in base else ""
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{suffix}",
+                               dir=directory)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+def write_json_atomic(path, obj):
+    """Writes `obj` as pretty JSON to `path` atomically."""
+    with atomic_path(path, suffix=".json") as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, sort_keys=True, default=_json_default)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _json_default(value):
+    # numpy scalars and arrays appear in Keras logs.
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)

@@ -1,0 +1,57 @@
+"""Small model factories and utilities shared by the tests."""
+
+import keras
+import numpy as np
+
+from keras_vae_layers import KLDivergenceLayer
+from keras_vae_layers import SamplingLayer
+
+
+class TraceCounter(keras.layers.Layer):
+    """Identity layer whose Python `call` runs once per graph trace."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.traces = 0
+
+    def call(self, x):
+        self.traces += 1
+        return x
+
+
+def dense_vae(input_dim=16, latent_dim=2, beta=1.0, nested=False, seed=1,
+              counter=None):
+    """A small Functional VAE built from the package layers.
+
+    With `nested=True` the KL and sampling layers live inside an encoder
+    sub-model that the outer VAE calls (the usual encoder/decoder split).
+    """
+    x = keras.Input((input_dim,))
+    h = keras.layers.Dense(8, activation="relu")(x)
+    if counter is not None:
+        h = counter(h)
+    mu = keras.layers.Dense(latent_dim, name="mu")(h)
+    logvar = keras.layers.Dense(latent_dim, name="logvar")(h)
+    mu, logvar = KLDivergenceLayer(beta=beta, name="kl")([mu, logvar])
+    z = SamplingLayer(seed=seed, name="sampling")([mu, logvar])
+    dec_dense = keras.layers.Dense(input_dim, activation="sigmoid")
+    if nested:
+        encoder = keras.Model(x, [z, mu, logvar], name="encoder")
+        z_in = keras.Input((latent_dim,))
+        decoder = keras.Model(z_in, dec_dense(z_in), name="decoder")
+        x2 = keras.Input((input_dim,))
+        out = decoder(encoder(x2)[0])
+        return keras.Model(x2, out, name="vae")
+    return keras.Model(x, dec_dense(z), name="vae")
+
+
+def find_layer(model, cls):
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, cls):
+            return layer
+    raise LookupError(cls)
+
+
+def binary_data(n=64, dim=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(size=(n, dim)) > 0.5).astype("float32")

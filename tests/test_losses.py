@@ -1,0 +1,173 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from keras import ops
+
+from keras_vae_layers import losses
+
+
+def np_kl(mu, logvar):
+    return -0.5 * np.sum(1 + logvar - mu**2 - np.exp(logvar), axis=-1)
+
+
+def test_kl_matches_numpy_closed_form(rng):
+    mu = rng.normal(size=(16, 7)).astype("float32")
+    logvar = rng.normal(scale=0.5, size=(16, 7)).astype("float32")
+    got = ops.convert_to_numpy(losses.kl_divergence(mu, logvar))
+    assert got.shape == (16,)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, np_kl(mu, logvar), rtol=1e-5, atol=1e-6)
+
+
+def test_kl_is_zero_at_prior():
+    got = ops.convert_to_numpy(
+        losses.kl_divergence(np.zeros((3, 5)), np.zeros((3, 5)))
+    )
+    np.testing.assert_array_equal(got, np.zeros(3, "float32"))
+
+
+finite = st.floats(-4, 4, allow_nan=False, width=32)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    hnp.arrays(np.float32, (4, 3), elements=finite),
+    hnp.arrays(np.float32, (4, 3), elements=finite),
+)
+def test_kl_is_non_negative(mu, logvar):
+    got = ops.convert_to_numpy(losses.kl_divergence(mu, logvar))
+    assert np.all(got >= -1e-5)
+    # Equality with the prior only: any non-zero mu makes KL strictly positive.
+    if np.any(np.abs(mu) > 1e-2):
+        assert np.all(got[np.any(np.abs(mu) > 1e-2, axis=1)] > 0)
+
+
+def test_kl_monte_carlo_agrees_with_closed_form(rng):
+    mu = np.array([[0.5, -1.0, 2.0]], "float32")
+    logvar = np.array([[0.3, -0.7, 0.1]], "float32")
+    n = 400_000
+    std = np.exp(0.5 * logvar)
+    z = mu + std * rng.standard_normal((n, 3))
+    log_q = -0.5 * (np.log(2 * np.pi) + logvar + (z - mu) ** 2 / np.exp(logvar))
+    log_p = -0.5 * (np.log(2 * np.pi) + z**2)
+    mc = np.mean(np.sum(log_q - log_p, axis=1))
+    closed = float(ops.convert_to_numpy(losses.kl_divergence(mu, logvar))[0])
+    assert abs(mc - closed) < 0.02 * closed
+
+
+def test_kl_logvar_clip_prevents_overflow():
+    got = ops.convert_to_numpy(
+        losses.kl_divergence(np.zeros((1, 2)), np.full((1, 2), 500.0))
+    )
+    assert np.all(np.isfinite(got))
+    expected = np_kl(np.zeros((1, 2)), np.full((1, 2), 20.0))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_bce_matches_numpy(rng, reduction):
+    x = rng.uniform(size=(4, 5, 5, 2)).astype("float32")
+    p = rng.uniform(0.05, 0.95, size=x.shape).astype("float32")
+    ref = -(x * np.log(p) + (1 - x) * np.log(1 - p)).reshape(4, -1)
+    ref = ref.sum(1) if reduction == "sum" else ref.mean(1)
+    got = ops.convert_to_numpy(
+        losses.reconstruction_loss(x, p, "bce", reduction)
+    )
+    np.testing.assert_allclose(got, ref, rtol=1e-5)
+
+
+def test_bce_from_logits_equals_probability_form(rng):
+    x = rng.uniform(size=(3, 10)).astype("float32")
+    logits = rng.normal(size=(3, 10)).astype("float32")
+    probs = 1 / (1 + np.exp(-logits))
+    a = ops.convert_to_numpy(
+        losses.reconstruction_loss(x, logits, "bce", from_logits=True)
+    )
+    b = ops.convert_to_numpy(losses.reconstruction_loss(x, probs, "bce"))
+    np.testing.assert_allclose(a, b, rtol=1e-4)
+
+
+def test_mse_sum_and_mean(rng):
+    x = rng.uniform(size=(2, 4, 3)).astype("float32")
+    y = rng.uniform(size=(2, 4, 3)).astype("float32")
+    s = ops.convert_to_numpy(losses.reconstruction_loss(x, y, "mse", "sum"))
+    m = ops.convert_to_numpy(losses.reconstruction_loss(x, y, "mse", "mean"))
+    np.testing.assert_allclose(s, ((x - y) ** 2).reshape(2, -1).sum(1), rtol=1e-5)
+    np.testing.assert_allclose(m, s / 12, rtol=1e-5)
+
+
+def test_negative_elbo_and_terms(rng):
+    x = rng.uniform(size=(4, 6)).astype("float32")
+    p = rng.uniform(0.1, 0.9, size=(4, 6)).astype("float32")
+    mu = rng.normal(size=(4, 2)).astype("float32")
+    lv = rng.normal(size=(4, 2)).astype("float32")
+    reco = -(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(1)
+    kl = np_kl(mu, lv)
+    nelbo = ops.convert_to_numpy(losses.negative_elbo(x, p, mu, lv))
+    np.testing.assert_allclose(nelbo, reco + kl, rtol=1e-5)
+    terms = losses.vae_loss_terms(x, p, mu, lv, beta=0.25)
+    terms = {k: float(ops.convert_to_numpy(v)) for k, v in terms.items()}
+    assert terms["reco_loss"] == pytest.approx(reco.mean(), rel=1e-5)
+    assert terms["kl_loss"] == pytest.approx(kl.mean(), rel=1e-5)
+    assert terms["total_loss"] == pytest.approx(
+        reco.mean() + 0.25 * kl.mean(), rel=1e-5
+    )
+    assert terms["neg_elbo"] == pytest.approx(reco.mean() + kl.mean(), rel=1e-5)
+
+
+def test_fact_beta_mapping_gives_same_optimum(rng):
+    """mean-reduction loss with fact == sum-reduction loss with beta, / D."""
+    x = rng.uniform(size=(4, 28, 28, 1)).astype("float32")
+    p = rng.uniform(0.1, 0.9, size=x.shape).astype("float32")
+    mu = rng.normal(size=(4, 3)).astype("float32")
+    lv = rng.normal(size=(4, 3)).astype("float32")
+    fact = 1e-4
+    beta = losses.fact_to_beta(fact, (28, 28, 1))
+    assert beta == pytest.approx(0.0784)
+    assert losses.beta_to_fact(beta, (28, 28, 1)) == pytest.approx(fact)
+    mean_total = losses.vae_loss_terms(x, p, mu, lv, fact, reduction="mean")
+    sum_total = losses.vae_loss_terms(x, p, mu, lv, beta, reduction="sum")
+    np.testing.assert_allclose(
+        float(ops.convert_to_numpy(mean_total["total_loss"])) * 784,
+        float(ops.convert_to_numpy(sum_total["total_loss"])),
+        rtol=1e-5,
+    )
+
+
+def test_losses_are_float32_for_float16_inputs(rng):
+    x = rng.uniform(size=(2, 8)).astype("float16")
+    mu = rng.normal(size=(2, 3)).astype("float16")
+    assert losses.kl_divergence(mu, mu).dtype == "float32"
+    assert losses.reconstruction_loss(x, x, "mse").dtype == "float32"
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"kind": "l1"}, "unknown `kind` 'l1'.*'bce', 'mse'"),
+        ({"reduction": "median"}, "unknown `reduction` 'median'.*'sum', 'mean'"),
+    ],
+)
+def test_reconstruction_bad_names(kwargs, match):
+    x = np.zeros((2, 3), "float32")
+    with pytest.raises(ValueError, match=match):
+        losses.reconstruction_loss(x, x, **kwargs)
+
+
+def test_reconstruction_shape_mismatch():
+    with pytest.raises(ValueError, match=r"x shape \(2, 3\) and x_hat shape \(2, 4\)"):
+        losses.reconstruction_loss(np.zeros((2, 3)), np.zeros((2, 4)))
+
+
+def test_kl_shape_mismatch():
+    with pytest.raises(ValueError, match=r"mu shape \(2, 3\) and logvar shape \(2, 4\)"):
+        losses.kl_divergence(np.zeros((2, 3)), np.zeros((2, 4)))
+
+
+def test_fact_to_beta_bad_input():
+    with pytest.raises(ValueError, match="`fact` must be >= 0.0, received -1.0"):
+        losses.fact_to_beta(-1.0, (28, 28))
+    with pytest.raises(ValueError, match="`data_shape`"):
+        losses.fact_to_beta(1e-4, (28, 0))
