@@ -1,0 +1,44 @@
+"""The one TensorFlow-specific piece of the package: the gradient step.
+
+Everything else (layers, losses, the loss terms of `VAEModel`) uses
+`keras.ops` only. Keeping the `GradientTape` here lets another backend's
+step be added beside it without touching the model.
+"""
+
+import tensorflow as tf
+
+
+def num_replicas_in_sync():
+    """Replicas of the active `tf.distribute` strategy (1 without one)."""
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def apply_gradient_step(model, loss_fn):
+    """Runs `loss_fn()` under a tape and applies the gradients.
+
+    The loss is divided by the number of replicas before differentiation:
+    `tf.distribute` sums gradients across replicas, so without this the
+    effective learning rate would grow with the replica count. It is then
+    passed through `optimizer.scale_loss`, which a `LossScaleOptimizer`
+    (mixed_float16) uses to avoid float16 gradient underflow; the optimizer
+    unscales the gradients itself.
+
+    Args:
+        model: The model whose `trainable_weights` are updated.
+        loss_fn: Zero-argument callable returning `(loss, aux)` where `loss`
+            is the scalar float32 batch loss and `aux` anything to pass back.
+
+    Returns:
+        `aux`.
+    """
+    with tf.GradientTape() as tape:
+        loss, aux = loss_fn()
+        replicas = num_replicas_in_sync()
+        if replicas > 1:
+            loss = loss / tf.cast(replicas, loss.dtype)
+        scaled = model.optimizer.scale_loss(loss)
+    weights = model.trainable_weights
+    if weights:
+        grads = tape.gradient(scaled, weights)
+        model.optimizer.apply_gradients(zip(grads, weights))
+    return aux

@@ -1,0 +1,462 @@
+"""`VAEModel`: a Keras model with its own train/test/predict steps."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_vae_layers import losses as vae_losses
+from keras_vae_layers._validation import check_choice
+from keras_vae_layers._validation import check_finite_number
+from keras_vae_layers._validation import check_positive_int
+from keras_vae_layers.layers import KLDivergenceLayer
+from keras_vae_layers.layers import SamplingLayer
+from keras_vae_layers.models import _tf_step
+
+METRIC_NAMES = ("loss", "total_loss", "reco_loss", "kl_loss", "neg_elbo")
+"""Metrics `VAEModel` logs each step (plus `beta` in training logs)."""
+
+LOGGED_METRICS = METRIC_NAMES + ("beta",) + tuple(
+    f"val_{m}" for m in METRIC_NAMES
+)
+"""Every key `VAEModel.fit()` can put in its history."""
+
+SAMPLE_DISTRIBUTIONS = ("normal", "uniform")
+
+
+@keras.saving.register_keras_serializable(package="keras_vae_layers")
+class VAEModel(keras.Model):
+    """A Variational Autoencoder you compile with an optimizer and `fit(x)`.
+
+    `VAEModel` wires a user's encoder and decoder together and trains them on
+    `total = reco + beta * kl (+ any regularization losses)` with its own
+    `train_step`, so no targets and no loss need to be passed to `compile`.
+
+    Loss convention: per sample, the KL term is summed over latent
+    dimensions and the reconstruction term over all non-batch elements
+    (`reduction="sum"`, a proper negative log-likelihood) or averaged over
+    them (`reduction="mean"`); both are averaged over the batch.
+
+    `VAEModel(beta=...)` is the single place the KL weight is set. If the
+    encoder contains `KLDivergenceLayer`s, their `add_loss` terms are
+    excluded from the total and the model's own `beta * kl` is used, so the
+    KL is never counted twice and `total == reco + beta * kl` holds.
+
+    Logged metrics: `loss` (== `total_loss`, so `EarlyStopping` and
+    `ModelCheckpoint` defaults work), `total_loss`, `reco_loss`, `kl_loss`
+    (unweighted), `neg_elbo` (`reco + kl`, comparable across `beta`) and
+    `beta`; `val_*` versions with `validation_data`.
+
+    Args:
+        encoder: A model mapping `x` to `[z, mu, logvar]` (this order), to
+            `[mu, logvar]` (the model then samples `z` with its own
+            `SamplingLayer`), or to a dict with keys `z`, `mu`, `logvar`
+            (`z` optional). Functional, Sequential or subclassed.
+        decoder: A model mapping `z` to the reconstruction `x_hat`
+            (probabilities, or logits with `from_logits=True`).
+        beta: Non-negative KL weight, held in the non-trainable variable
+            `vae.beta` (assign to it between steps; no retrace).
+        reconstruction_loss: `"bce"` or `"mse"`.
+        reduction: `"sum"` or `"mean"` over the elements of one sample.
+        from_logits: Whether the decoder outputs logits.
+        free_bits: Per-latent-dimension KL floor (nats) for the trained
+            term; `0` disables it. The logged `kl_loss` stays the raw KL.
+        eps_clip: `eps_clip` of the model's own `SamplingLayer` (used only
+            for two-output encoders).
+        seed: Seed of that `SamplingLayer`.
+        **kwargs: `keras.Model` arguments (`name`, ...).
+
+    Example:
+
+    ```python
+    encoder, decoder = build_conv_encoder_decoder((28, 28, 1), z_dim=8, ...)
+    vae = VAEModel(encoder, decoder, beta=1.0)
+    vae.compile(optimizer="adam")
+    vae.fit(x_train, epochs=10, validation_data=(x_val,))
+    images = vae.sample(16, seed=0)
+    ```
+    """
+
+    def __init__(self, encoder, decoder, beta=1.0, reconstruction_loss="bce",
+                 reduction="sum", from_logits=False, free_bits=0.0,
+                 eps_clip=5.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        for arg, value in (("encoder", encoder), ("decoder", decoder)):
+            if not isinstance(value, keras.layers.Layer):
+                raise ValueError(
+                    f"VAEModel: `{arg}` must be a Keras model or layer, "
+                    f"received {value!r} of type {type(value).__name__}."
+                )
+        self.encoder = encoder
+        self.decoder = decoder
+        self.reconstruction_loss = check_choice(
+            reconstruction_loss, "reconstruction_loss",
+            vae_losses.RECONSTRUCTION_KINDS, "VAEModel",
+        )
+        self.reduction = check_choice(
+            reduction, "reduction", vae_losses.REDUCTIONS, "VAEModel"
+        )
+        self.from_logits = bool(from_logits)
+        self.free_bits = check_finite_number(
+            free_bits, "free_bits", "VAEModel", minimum=0.0
+        )
+        beta = check_finite_number(beta, "beta", "VAEModel", minimum=0.0)
+        self.eps_clip = eps_clip
+        self.seed = seed
+        self.sampler = SamplingLayer(eps_clip=eps_clip, seed=seed,
+                                     name="vae_sampling")
+        self.beta = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(beta),
+            trainable=False, dtype="float32", name="beta",
+        )
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.total_tracker = keras.metrics.Mean(name="total_loss")
+        self.reco_tracker = keras.metrics.Mean(name="reco_loss")
+        self.kl_tracker = keras.metrics.Mean(name="kl_loss")
+        self.elbo_tracker = keras.metrics.Mean(name="neg_elbo")
+        self.z_dim = None
+        _check_functional_encoder_outputs(encoder)
+
+    # ------------------------------------------------------------ structure
+
+    @property
+    def kl_layers(self):
+        """The `KLDivergenceLayer`s inside the encoder (their term is ours)."""
+        return [
+            layer for layer in self.encoder._flatten_layers(include_self=True)
+            if isinstance(layer, KLDivergenceLayer)
+        ]
+
+    @property
+    def sampling_layers(self):
+        """Every `SamplingLayer` in the model, the model's own included."""
+        return [
+            layer for layer in self._flatten_layers(include_self=False)
+            if isinstance(layer, SamplingLayer)
+        ]
+
+    @property
+    def metrics(self):
+        # Only our trackers: the encoder's KLDivergenceLayer tracker is
+        # also named `kl_loss` and would otherwise shadow ours in the logs.
+        return [self.loss_tracker, self.total_tracker, self.reco_tracker,
+                self.kl_tracker, self.elbo_tracker]
+
+    def build(self, input_shape):
+        input_shape = tuple(input_shape)
+        _check_data_shape(self.encoder, input_shape)
+        x = keras.KerasTensor(input_shape)
+        z, mu, logvar, x_hat = self._forward(x, training=False)
+        self.z_dim = int(mu.shape[-1])
+        if not self.sampler.built:
+            self.sampler.build([tuple(mu.shape), tuple(logvar.shape)])
+        if tuple(x_hat.shape[1:]) != input_shape[1:]:
+            raise ValueError(
+                "VAEModel: the decoder output shape "
+                f"{tuple(x_hat.shape)} does not match the data shape "
+                f"{input_shape}; the decoder must reconstruct inputs of the "
+                "encoder's shape."
+            )
+        self.built = True
+
+    # --------------------------------------------------------------- forward
+
+    def _split_encoder_outputs(self, outputs):
+        if isinstance(outputs, dict):
+            missing = {"mu", "logvar"} - set(outputs)
+            if missing:
+                raise ValueError(
+                    "VAEModel: a dict returned by the encoder needs the keys "
+                    f"'mu' and 'logvar' (and optionally 'z'); received keys "
+                    f"{sorted(outputs)}."
+                )
+            return outputs.get("z"), outputs["mu"], outputs["logvar"]
+        if isinstance(outputs, (list, tuple)) and len(outputs) in (2, 3):
+            if len(outputs) == 3:
+                return tuple(outputs)
+            return (None,) + tuple(outputs)
+        count = len(outputs) if isinstance(outputs, (list, tuple)) else 1
+        raise ValueError(
+            "VAEModel: the encoder must return [z, mu, logvar], [mu, logvar] "
+            "or a dict with keys 'z', 'mu', 'logvar'; received "
+            f"{count} output(s): {_describe(outputs)}."
+        )
+
+    def _ensure_built(self, x):
+        # Keras' TF trainer builds a model by tracing `self(x)` inside the
+        # step; our steps call the sub-models directly, so build here (once,
+        # during the first trace) to record the build config for saving.
+        if not self.built:
+            self.build((None,) + tuple(x.shape)[1:])
+
+    def _forward(self, x, training=False):
+        z, mu, logvar = self._split_encoder_outputs(
+            self.encoder(x, training=training)
+        )
+        if z is None:
+            z = self.sampler([mu, logvar])
+        x_hat = self.decoder(z, training=training)
+        return z, mu, logvar, x_hat
+
+    def call(self, inputs, training=None):
+        """Returns the reconstruction of `inputs`."""
+        return self._forward(inputs, training=training)[3]
+
+    # ------------------------------------------------------------ the terms
+
+    def _extra_losses(self):
+        """Losses added by sub-layers (regularizers), minus the KL layers'."""
+        kl_ids = {id(loss) for layer in self.kl_layers for loss in layer.losses}
+        extra = [
+            ops.cast(ops.sum(loss), "float32") for loss in self.losses
+            if id(loss) not in kl_ids
+        ]
+        if not extra:
+            return None
+        return ops.sum(ops.stack(extra))
+
+    def compute_loss_terms(self, x, target=None, sample_weight=None,
+                           training=False):
+        """Forward pass and the batch-averaged loss terms (float32).
+
+        Args:
+            x: Input batch.
+            target: Reconstruction target (defaults to `x`; pass a clean
+                image here to train a denoising VAE on noisy inputs).
+            sample_weight: Optional per-sample weights.
+            training: Forward in training mode.
+
+        Returns:
+            Dict with `total_loss`, `reco_loss`, `kl_loss`, `neg_elbo` and
+            the tensors `z`, `mu`, `logvar`, `reconstruction`.
+        """
+        target = x if target is None else target
+        z, mu, logvar, x_hat = self._forward(x, training=training)
+        reco = vae_losses.reconstruction_loss(
+            target, x_hat, self.reconstruction_loss, self.reduction,
+            self.from_logits,
+        )
+        kl_dims = vae_losses.kl_divergence_per_dim(mu, logvar)
+        kl = ops.sum(kl_dims, axis=-1)
+        reco_mean = _weighted_mean(reco, sample_weight)
+        kl_mean = _weighted_mean(kl, sample_weight)
+        if self.free_bits > 0.0:
+            per_dim = ops.mean(ops.reshape(kl_dims, (-1, kl_dims.shape[-1])),
+                               axis=0)
+            kl_trained = ops.sum(ops.maximum(per_dim, self.free_bits))
+        else:
+            kl_trained = kl_mean
+        total = reco_mean + self.beta * kl_trained
+        extra = self._extra_losses()
+        if extra is not None:
+            total = total + extra
+        return {
+            "total_loss": total,
+            "reco_loss": reco_mean,
+            "kl_loss": kl_mean,
+            "neg_elbo": reco_mean + kl_mean,
+            "z": z,
+            "mu": mu,
+            "logvar": logvar,
+            "reconstruction": x_hat,
+        }
+
+    def _update_metrics(self, terms, batch_size):
+        self.loss_tracker.update_state(terms["total_loss"], batch_size)
+        self.total_tracker.update_state(terms["total_loss"], batch_size)
+        self.reco_tracker.update_state(terms["reco_loss"], batch_size)
+        self.kl_tracker.update_state(terms["kl_loss"], batch_size)
+        self.elbo_tracker.update_state(terms["neg_elbo"], batch_size)
+        return {m.name: m.result() for m in self.metrics}
+
+    # ----------------------------------------------------------------- steps
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        self._ensure_built(x)
+
+        def loss_fn():
+            terms = self.compute_loss_terms(x, y, sample_weight, training=True)
+            return terms["total_loss"], terms
+
+        terms = _tf_step.apply_gradient_step(self, loss_fn)
+        logs = self._update_metrics(terms, ops.shape(x)[0])
+        logs["beta"] = ops.convert_to_tensor(self.beta)
+        return logs
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        self._ensure_built(x)
+        terms = self.compute_loss_terms(x, y, sample_weight, training=False)
+        return self._update_metrics(terms, ops.shape(x)[0])
+
+    def predict_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        self._ensure_built(x)
+        z, mu, logvar, x_hat = self._forward(x, training=False)
+        return {"z": z, "mu": mu, "logvar": logvar, "reconstruction": x_hat}
+
+    # ----------------------------------------------------------- convenience
+
+    def set_deterministic(self, deterministic=True):
+        """Switches every `SamplingLayer` inside to `z == mu` (or back).
+
+        The switch is a variable assignment: `predict()` honours it at once,
+        also after a first `predict()` call, without recompiling.
+        """
+        for layer in self.sampling_layers:
+            layer.set_deterministic(deterministic)
+
+    def encode(self, x, deterministic=False, batch_size=None):
+        """Encodes `x`; returns numpy `(z, mu, logvar)`.
+
+        With `deterministic=True`, `z` is `mu`.
+        """
+        out = self.predict(x, batch_size=batch_size, verbose=0)
+        z = out["mu"] if deterministic else out["z"]
+        return z, out["mu"], out["logvar"]
+
+    def decode(self, z, batch_size=None):
+        """Decodes latent points `z`; returns numpy `x_hat`."""
+        x_hat = self.decoder.predict(z, batch_size=batch_size, verbose=0)
+        if self.from_logits:
+            x_hat = 1.0 / (1.0 + np.exp(-x_hat))
+        return x_hat
+
+    def reconstruct(self, x, batch_size=None):
+        """Deterministic reconstruction (`z == mu`) of `x` as numpy.
+
+        The sampling switches are restored afterwards.
+        """
+        saved = [
+            (layer, ops.convert_to_numpy(layer.eps_factor))
+            for layer in self.sampling_layers
+        ]
+        self.set_deterministic(True)
+        try:
+            x_hat = self.predict(x, batch_size=batch_size, verbose=0)[
+                "reconstruction"
+            ]
+        finally:
+            for layer, value in saved:
+                layer.eps_factor.assign(value)
+        if self.from_logits:
+            x_hat = 1.0 / (1.0 + np.exp(-x_hat))
+        return x_hat
+
+    def latent_dim(self):
+        """Size of the latent space (from the decoder input or the build)."""
+        if self.z_dim is not None:
+            return self.z_dim
+        inputs = getattr(self.decoder, "inputs", None)
+        if inputs:
+            return int(inputs[0].shape[-1])
+        raise ValueError(
+            "VAEModel: the latent size is unknown until the model is built; "
+            "call the model on a batch (or fit it) first."
+        )
+
+    def sample(self, n, seed=None, distribution="normal", limit=3.0,
+               batch_size=None):
+        """Decodes `n` latent points drawn from the prior or a uniform box.
+
+        Args:
+            n: Number of samples.
+            seed: Seed of the numpy generator drawing the latent points.
+            distribution: `"normal"` (N(0, I)) or `"uniform"` (uniform in
+                `[-limit, limit]^z_dim`, to probe how far from the origin the
+                decoder still produces sensible images).
+            limit: Half-width of the uniform box.
+            batch_size: Prediction batch size.
+
+        Returns:
+            numpy array of `n` decoded images (probabilities).
+        """
+        n = check_positive_int(n, "n", "VAEModel.sample")
+        check_choice(distribution, "distribution", SAMPLE_DISTRIBUTIONS,
+                     "VAEModel.sample")
+        limit = check_finite_number(limit, "limit", "VAEModel.sample",
+                                    minimum=0.0, strict_minimum=True)
+        z = latent_points(n, self.latent_dim(), seed, distribution, limit)
+        return self.decode(z, batch_size=batch_size)
+
+    # --------------------------------------------------------- serialization
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "beta": float(ops.convert_to_numpy(self.beta)),
+            "reconstruction_loss": self.reconstruction_loss,
+            "reduction": self.reduction,
+            "from_logits": self.from_logits,
+            "free_bits": self.free_bits,
+            "eps_clip": self.eps_clip,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        for key in ("encoder", "decoder"):
+            config[key] = keras.saving.deserialize_keras_object(
+                config[key], custom_objects=custom_objects
+            )
+        return cls(**config)
+
+
+def latent_points(n, z_dim, seed=None, distribution="normal", limit=3.0):
+    """Draws `n` float32 latent points from N(0, I) or U[-limit, limit]."""
+    rng = np.random.default_rng(seed)
+    if distribution == "normal":
+        z = rng.standard_normal((n, z_dim))
+    else:
+        z = rng.uniform(-limit, limit, size=(n, z_dim))
+    return z.astype("float32")
+
+
+def _weighted_mean(values, sample_weight):
+    if sample_weight is None:
+        return ops.mean(values)
+    w = ops.cast(ops.reshape(sample_weight, ops.shape(values)), "float32")
+    return ops.sum(values * w) / ops.maximum(ops.sum(w), 1e-12)
+
+
+def _describe(outputs):
+    def one(t):
+        shape = getattr(t, "shape", None)
+        return f"tensor of shape {tuple(shape)}" if shape is not None else repr(t)
+    if isinstance(outputs, (list, tuple)):
+        return "[" + ", ".join(one(t) for t in outputs) + "]"
+    return one(outputs)
+
+
+def _check_functional_encoder_outputs(encoder):
+    """Fails at construction for Functional encoders of the wrong arity."""
+    outputs = getattr(encoder, "_outputs_struct", None)
+    if outputs is None or isinstance(outputs, dict):
+        return
+    if not isinstance(outputs, (list, tuple)) or len(outputs) not in (2, 3):
+        count = len(outputs) if isinstance(outputs, (list, tuple)) else 1
+        raise ValueError(
+            "VAEModel: the encoder must return [z, mu, logvar] or "
+            f"[mu, logvar]; encoder '{encoder.name}' has {count} output(s): "
+            f"{_describe(outputs)}."
+        )
+
+
+def _check_data_shape(encoder, input_shape):
+    inputs = getattr(encoder, "inputs", None)
+    if not inputs or len(inputs) != 1:
+        return
+    expected = tuple(inputs[0].shape)
+    got = tuple(input_shape)
+    compatible = len(expected) == len(got) and all(
+        a is None or b is None or a == b for a, b in zip(expected, got)
+    )
+    if not compatible:
+        raise ValueError(
+            f"VAEModel: data of shape {got} does not match the encoder input "
+            f"shape {expected} (encoder '{encoder.name}')."
+        )
