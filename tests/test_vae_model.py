@@ -1,0 +1,320 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from helpers import TraceCounter, binary_data
+from keras_vae_layers import KLDivergenceLayer, SamplingLayer
+from keras_vae_layers.models import VAEModel
+from keras_vae_layers.models.vae import LOGGED_METRICS, latent_points
+
+DIM, LATENT = 12, 3
+
+
+def make_encoder(kind="triple", kl_beta=None, regularizer=None, counter=None):
+    x = keras.Input((DIM,))
+    h = keras.layers.Dense(8, activation="tanh",
+                           kernel_regularizer=regularizer)(x)
+    if counter is not None:
+        h = counter(h)
+    mu = keras.layers.Dense(LATENT, name="mu")(h)
+    logvar = keras.layers.Dense(LATENT, name="logvar")(h)
+    if kl_beta is not None:
+        mu, logvar = KLDivergenceLayer(beta=kl_beta)([mu, logvar])
+    if kind == "pair":
+        return keras.Model(x, [mu, logvar], name="encoder")
+    z = SamplingLayer(seed=3)([mu, logvar])
+    if kind == "dict":
+        return keras.Model(x, {"z": z, "mu": mu, "logvar": logvar},
+                           name="encoder")
+    return keras.Model(x, [z, mu, logvar], name="encoder")
+
+
+def make_decoder(out_dim=DIM, sequential=False):
+    if sequential:
+        return keras.Sequential(
+            [keras.Input((LATENT,)),
+             keras.layers.Dense(out_dim, activation="sigmoid")],
+            name="decoder",
+        )
+    z = keras.Input((LATENT,))
+    return keras.Model(z, keras.layers.Dense(out_dim, activation="sigmoid")(z),
+                       name="decoder")
+
+
+class SubclassedEncoder(keras.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = keras.layers.Dense(8, activation="tanh")
+        self.mu = keras.layers.Dense(LATENT)
+        self.logvar = keras.layers.Dense(LATENT)
+
+    def call(self, x):
+        h = self.hidden(x)
+        return [self.mu(h), self.logvar(h)]
+
+
+def np_bce_sum(x, p):
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return -(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(axis=1)
+
+
+def np_kl(mu, lv):
+    return 0.5 * (mu**2 + np.exp(lv) - 1 - lv).sum(axis=1)
+
+
+def hand_terms(vae, x, beta):
+    """Loss terms from numpy, with the model's own sub-models' outputs."""
+    _, mu, lv = vae.encoder.predict(x, verbose=0)
+    x_hat = vae.decoder.predict(mu, verbose=0)
+    reco = np_bce_sum(x, x_hat).mean()
+    kl = np_kl(mu, lv).mean()
+    return reco, kl, reco + beta * kl
+
+
+@pytest.fixture
+def data():
+    return binary_data(64, DIM)
+
+
+def test_fit_logs_every_metric_including_validation(data):
+    vae = VAEModel(make_encoder(), make_decoder(), beta=0.5)
+    vae.compile(optimizer="adam")
+    hist = vae.fit(data, epochs=2, batch_size=16, verbose=0,
+                   validation_data=(data,))
+    assert set(hist.history) == set(LOGGED_METRICS)
+    h = hist.history
+    for prefix in ("", "val_"):
+        np.testing.assert_allclose(h[f"{prefix}loss"], h[f"{prefix}total_loss"],
+                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            h[f"{prefix}neg_elbo"],
+            np.add(h[f"{prefix}reco_loss"], h[f"{prefix}kl_loss"]), rtol=1e-5)
+    assert h["beta"] == [0.5, 0.5]
+
+
+def test_loss_matches_hand_computation_and_kl_is_not_double_counted(data):
+    # The encoder's KL layer has beta=7; VAEModel's beta=0.25 must govern.
+    vae = VAEModel(make_encoder(kl_beta=7.0), make_decoder(), beta=0.25)
+    vae.compile(optimizer="adam")
+    vae.fit(data, epochs=1, batch_size=16, verbose=0)
+    vae.set_deterministic(True)
+    got = vae.evaluate(data, batch_size=64, verbose=0, return_dict=True)
+    reco, kl, total = hand_terms(vae, data, 0.25)
+    assert got["reco_loss"] == pytest.approx(reco, rel=1e-4)
+    assert got["kl_loss"] == pytest.approx(kl, rel=1e-4)
+    assert got["total_loss"] == pytest.approx(total, rel=1e-4)
+    assert got["total_loss"] == pytest.approx(
+        got["reco_loss"] + 0.25 * got["kl_loss"], rel=1e-5)
+
+
+def test_regularization_losses_are_added(data):
+    vae = VAEModel(make_encoder(regularizer=keras.regularizers.L2(0.1)),
+                   make_decoder(), beta=1.0)
+    vae.compile(optimizer="adam")
+    vae.set_deterministic(True)
+    got = vae.evaluate(data, batch_size=64, verbose=0, return_dict=True)
+    kernel = vae.encoder.layers[1].kernel
+    reg = 0.1 * float(np.sum(ops.convert_to_numpy(kernel) ** 2))
+    assert reg > 0.01
+    assert got["total_loss"] == pytest.approx(
+        got["reco_loss"] + got["kl_loss"] + reg, rel=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["pair", "dict", "triple", "subclassed"])
+def test_encoder_structures(kind, data):
+    encoder = SubclassedEncoder() if kind == "subclassed" else make_encoder(kind)
+    vae = VAEModel(encoder, make_decoder(sequential=(kind == "pair")))
+    vae.compile(optimizer="adam")
+    hist = vae.fit(data, epochs=1, batch_size=32, verbose=0)
+    assert math.isfinite(hist.history["loss"][0])
+    out = vae.predict(data[:5], verbose=0)
+    assert set(out) == {"z", "mu", "logvar", "reconstruction"}
+    assert out["z"].shape == (5, LATENT)
+    assert out["reconstruction"].shape == (5, DIM)
+    assert not np.allclose(out["z"], out["mu"])  # sampling happens
+    assert ops.convert_to_numpy(vae(data[:5])).shape == (5, DIM)
+
+
+def test_beta_assign_takes_effect_without_retrace(data):
+    counter = TraceCounter()
+    vae = VAEModel(make_encoder(counter=counter), make_decoder(), beta=1.0)
+    vae.compile(optimizer="adam")
+    vae.fit(data, epochs=1, batch_size=16, verbose=0)
+    traces = counter.traces
+    vae.set_deterministic(True)
+    a = vae.evaluate(data, batch_size=64, verbose=0, return_dict=True)
+    vae.beta.assign(4.0)
+    b = vae.evaluate(data, batch_size=64, verbose=0, return_dict=True)
+    assert b["total_loss"] - a["total_loss"] == pytest.approx(
+        3.0 * a["kl_loss"], rel=1e-4)
+    hist = vae.fit(data, epochs=2, batch_size=16, verbose=0)
+    assert hist.history["beta"] == [4.0, 4.0]
+    assert counter.traces == traces + 1  # only the evaluate trace
+
+
+def test_set_deterministic_after_first_predict(data):
+    vae = VAEModel(make_encoder("pair"), make_decoder())
+    out = vae.predict(data, verbose=0)
+    assert not np.allclose(out["z"], out["mu"])
+    vae.set_deterministic(True)
+    assert len(vae.sampling_layers) == 1
+    out = vae.predict(data, verbose=0)
+    np.testing.assert_array_equal(out["z"], out["mu"])
+    vae.set_deterministic(False)
+    out = vae.predict(data, verbose=0)
+    assert not np.allclose(out["z"], out["mu"])
+
+
+def test_convenience_methods(data):
+    vae = VAEModel(make_encoder(), make_decoder())
+    z, mu, lv = vae.encode(data, deterministic=True)
+    np.testing.assert_array_equal(z, mu)
+    z2, mu2, _ = vae.encode(data)
+    assert not np.allclose(z2, mu2)
+    np.testing.assert_allclose(mu2, mu, rtol=1e-6)
+    rec = vae.reconstruct(data)
+    np.testing.assert_allclose(rec, vae.decode(mu), rtol=1e-5)
+    # reconstruct() restores the stochastic switch
+    assert not vae.sampling_layers[0].deterministic
+    assert vae.sample(7, seed=1).shape == (7, DIM)
+    np.testing.assert_array_equal(vae.sample(4, seed=2), vae.sample(4, seed=2))
+    uni = latent_points(500, LATENT, seed=0, distribution="uniform", limit=8.0)
+    assert uni.min() >= -8.0 and uni.max() <= 8.0 and uni.max() > 7.0
+    assert vae.sample(3, distribution="uniform", limit=8.0).shape == (3, DIM)
+    with pytest.raises(ValueError, match="unknown `distribution` 'cauchy'"):
+        vae.sample(3, distribution="cauchy")
+    with pytest.raises(ValueError, match="`limit` must be > 0.0"):
+        vae.sample(3, distribution="uniform", limit=0)
+
+
+def test_sample_weight_weights_the_terms(data):
+    vae = VAEModel(make_encoder(), make_decoder())
+    vae.compile(optimizer="adam")
+    vae.set_deterministic(True)
+    w = np.zeros(len(data), "float32")
+    w[:8] = 1.0
+    # Keras drops sample_weight when y is None, so pass the target too.
+    weighted = vae.evaluate(data, data, sample_weight=w, batch_size=64,
+                            verbose=0, return_dict=True)
+    first = vae.evaluate(data[:8], batch_size=64, verbose=0, return_dict=True)
+    assert weighted["reco_loss"] == pytest.approx(first["reco_loss"], rel=1e-5)
+
+
+def test_explicit_target_is_the_reconstruction_target(data):
+    vae = VAEModel(make_encoder(), make_decoder())
+    vae.compile(optimizer="adam")
+    vae.set_deterministic(True)
+    clean = vae.evaluate(data, data, batch_size=64, verbose=0,
+                         return_dict=True)
+    other = vae.evaluate(data, 1.0 - data, batch_size=64, verbose=0,
+                         return_dict=True)
+    reco_other = np_bce_sum(1.0 - data, vae.reconstruct(data)).mean()
+    assert other["reco_loss"] == pytest.approx(reco_other, rel=1e-4)
+    assert other["reco_loss"] != pytest.approx(clean["reco_loss"], rel=1e-3)
+
+
+def test_keras_round_trip_and_weights(tmp_path, data):
+    vae = VAEModel(make_encoder(kl_beta=1.0), make_decoder(), beta=0.3,
+                   reconstruction_loss="mse", reduction="mean", free_bits=0.01)
+    vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+    vae.fit(data, epochs=1, batch_size=16, verbose=0)
+    vae.beta.assign(0.7)
+    vae.set_deterministic(True)
+    expected = vae.predict(data, verbose=0)
+    path = tmp_path / "vae.keras"
+    vae.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, VAEModel)
+    got = loaded.predict(data, verbose=0)
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key])
+    assert float(ops.convert_to_numpy(loaded.beta)) == pytest.approx(0.7)
+    assert loaded.reconstruction_loss == "mse" and loaded.reduction == "mean"
+    assert loaded.free_bits == 0.01
+    hist = loaded.fit(data, epochs=1, batch_size=16, verbose=0)  # resumes
+    assert math.isfinite(hist.history["loss"][0])
+
+    wpath = tmp_path / "vae.weights.h5"
+    vae.save_weights(wpath)
+    fresh = VAEModel(make_encoder(kl_beta=1.0), make_decoder())
+    fresh(data[:2])
+    fresh.load_weights(wpath)
+    np.testing.assert_array_equal(
+        fresh.predict(data, verbose=0)["reconstruction"],
+        expected["reconstruction"])
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_training_is_finite(policy, data):
+    keras.config.set_dtype_policy(policy)
+    vae = VAEModel(make_encoder(), make_decoder())
+    vae.compile(optimizer="adam")
+    hist = vae.fit(data, epochs=2, batch_size=16, verbose=0)
+    for key in ("loss", "reco_loss", "kl_loss"):
+        assert all(math.isfinite(v) for v in hist.history[key])
+    terms = vae.compute_loss_terms(data[:4])
+    for key in ("total_loss", "reco_loss", "kl_loss", "neg_elbo"):
+        assert terms[key].dtype == "float32"
+    assert terms["reconstruction"].dtype == policy.split("_")[1]
+
+
+# ------------------------------------------------------------- bad input
+
+
+def test_encoder_with_wrong_output_count_fails_at_construction():
+    x = keras.Input((DIM,))
+    enc = keras.Model(x, keras.layers.Dense(LATENT)(x))
+    with pytest.raises(ValueError, match=r"has 1 output\(s\).*shape \(None, 3\)"):
+        VAEModel(enc, make_decoder())
+    enc4 = keras.Model(x, [keras.layers.Dense(LATENT)(x)] * 4)
+    with pytest.raises(ValueError, match=r"has 4 output\(s\)"):
+        VAEModel(enc4, make_decoder())
+
+
+def test_subclassed_encoder_wrong_structure_fails_at_first_call(data):
+    class Bad(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.d = keras.layers.Dense(LATENT)
+
+        def call(self, x):
+            return self.d(x)
+
+    vae = VAEModel(Bad(), make_decoder())
+    vae.compile(optimizer="adam")
+    with pytest.raises(ValueError, match=r"received 1 output\(s\): tensor of shape"):
+        vae.fit(data, epochs=1, verbose=0)
+
+
+def test_decoder_output_shape_mismatch(data):
+    vae = VAEModel(make_encoder(), make_decoder(out_dim=DIM + 1))
+    vae.compile(optimizer="adam")
+    with pytest.raises(ValueError, match=r"decoder output shape \(None, 13\) does not match the data shape \(None, 12\)"):
+        vae.fit(data, epochs=1, verbose=0)
+
+
+def test_data_shape_mismatch():
+    vae = VAEModel(make_encoder(), make_decoder())
+    vae.compile(optimizer="adam")
+    with pytest.raises(ValueError, match=r"data of shape \(None, 5\) does not match the encoder input shape \(None, 12\)"):
+        vae.fit(np.zeros((8, 5), "float32"), epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"reconstruction_loss": "l1"}, "unknown `reconstruction_loss` 'l1'"),
+        ({"reduction": "max"}, "unknown `reduction` 'max'"),
+        ({"beta": -0.1}, "`beta` must be >= 0.0, received -0.1"),
+        ({"beta": float("nan")}, "`beta` must be finite"),
+        ({"encoder": "enc"}, "`encoder` must be a Keras model or layer, received 'enc'"),
+    ],
+)
+def test_bad_constructor_arguments(kwargs, match):
+    args = {"encoder": make_encoder(), "decoder": make_decoder()}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        VAEModel(**args)
