@@ -1,5 +1,7 @@
 """keras_vae_layers: drop-in Keras 3 parts for Variational Autoencoders."""
 
+from keras_vae_layers import datasets
+from keras_vae_layers import images
 from keras_vae_layers import losses
 from keras_vae_layers._version import __version__
 from keras_vae_layers.layers import KLDivergenceLayer
@@ -9,11 +11,17 @@ from keras_vae_layers.losses import kl_divergence
 from keras_vae_layers.losses import negative_elbo
 from keras_vae_layers.losses import ReconstructionLoss
 from keras_vae_layers.losses import reconstruction_loss
+from keras_vae_layers.models import VAEModel
+from keras_vae_layers.models import build_conv_encoder_decoder
 
 __all__ = [
     "__version__",
     "KLDivergenceLayer",
     "SamplingLayer",
+    "VAEModel",
+    "build_conv_encoder_decoder",
+    "datasets",
+    "images",
     "losses",
     "kl_divergence",
     "reconstruction_loss",
