@@ -142,10 +142,32 @@ def save_grid(images, path, rows=None, cols=None, padding=1, sharpen=None):
     """
     if sharpen is not None:
         images = sharpen_images(images, sharpen)
-    grid = make_grid(images, rows, cols, padding)
+    return save_image(make_grid(images, rows, cols, padding), path)
+
+
+def save_image(image, path):
+    """Writes one `(H, W)` or `(H, W, 1|3)` image as a PNG, atomically.
+
+    Float input is clipped to [0, 1] and converted to uint8; one channel
+    gives a grayscale (`L`) PNG, three an `RGB` one. Use it for a grid
+    already built with `make_grid` (e.g. one also sent to TensorBoard).
+
+    Returns:
+        The path written, as a string.
+    """
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[-1] not in (1, 3):
+        raise ValueError(
+            "save_image: `image` must have shape (height, width) or "
+            "(height, width, channels) with 1 or 3 channels, received shape "
+            f"{image.shape}."
+        )
+    image = to_uint8(image)
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+    img = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
     with atomic_path(path, suffix=".png") as tmp:
         img.save(tmp, format="PNG")
     return path
