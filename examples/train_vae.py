@@ -1,19 +1,24 @@
-"""Main demo: train a small conv VAE on the built-in shapes set.
+"""Main demo: train a conv VAE on the built-in shapes set.
 
-Composes `KLDivergenceLayer` and `SamplingLayer` into a Functional encoder,
-trains for a few epochs, then writes into `runs/<name>/`:
+Builds an encoder/decoder with `build_conv_encoder_decoder`, trains a
+`VAEModel` on procedurally generated sprites (no download) with the
+package's callbacks, and writes into `runs/<name>/`:
 
-* `samples.png`        - decoded random latent points (N(0, I))
-* `reconstructions.png` - originals (top row) and reconstructions (bottom)
-* `vae.keras`          - the full model (reloads with safe_mode=True)
-* `vae.weights.h5`     - the weights
-* `metrics.json`       - the training history
+* `samples/samples_epochNNNN.png`  - the same 32 latent points decoded after
+  every epoch (sharpened), so epochs are comparable;
+* `samples/reconstructions_epochNNNN.png` - validation images (top) over
+  their deterministic reconstructions (bottom);
+* `reconstructions.png`, `samples_final.png` - the final model's grids;
+* `radius_histogram.png` - latent radius histograms of z and mu;
+* `checkpoints/`  - atomic weight checkpoints (full model, encoder, decoder)
+  with JSON manifests; rerunning the same command resumes from the latest;
+* `vae.keras`     - the final model (reloads with `safe_mode=True`);
+* `metrics.json`  - per-epoch history and final latent statistics.
 
-Run:  python examples/train_vae.py [--epochs 5] [--name demo]
+Run:  python examples/train_vae.py [--epochs 10] [--name demo]
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -23,107 +28,150 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_vae_layers import KLDivergenceLayer  # noqa: E402
-from keras_vae_layers import SamplingLayer  # noqa: E402
-from keras_vae_layers.losses import ReconstructionLoss  # noqa: E402
+from keras_vae_layers import VAEModel  # noqa: E402
+from keras_vae_layers import build_conv_encoder_decoder  # noqa: E402
+from keras_vae_layers import diagnostics  # noqa: E402
 from keras_vae_layers._io import atomic_path  # noqa: E402
 from keras_vae_layers._io import write_json_atomic  # noqa: E402
+from keras_vae_layers.callbacks import KLAnnealing  # noqa: E402
+from keras_vae_layers.callbacks import LatentStatisticsLogger  # noqa: E402
+from keras_vae_layers.callbacks import SampleGridLogger  # noqa: E402
+from keras_vae_layers.callbacks import VAECheckpoint  # noqa: E402
+from keras_vae_layers.callbacks import restore_latest  # noqa: E402
 from keras_vae_layers.datasets import load_shapes  # noqa: E402
 from keras_vae_layers.images import save_grid  # noqa: E402
 
 
-def build_vae(size, z_dim, beta, seed):
-    x = keras.Input((size, size, 1), name="image")
-    h = keras.layers.Conv2D(32, 3, 2, "same", activation="relu")(x)
-    h = keras.layers.Conv2D(64, 3, 2, "same", activation="relu")(h)
-    h = keras.layers.Flatten()(h)
-    mu = keras.layers.Dense(z_dim, name="mu")(h)
-    logvar = keras.layers.Dense(z_dim, name="logvar")(h)
-    mu, logvar = KLDivergenceLayer(beta=beta, name="kl")([mu, logvar])
-    z = SamplingLayer(seed=seed, name="sampling")([mu, logvar])
-    encoder = keras.Model(x, [z, mu, logvar], name="encoder")
+def build_vae(size, z_dim, beta, intermediate_dim, seed):
+    """A small dSprites-style VAE: three stride-2 convs, optional Dense."""
+    encoder, decoder = build_conv_encoder_decoder(
+        (size, size, 1), z_dim=z_dim,
+        encoder_filters=(32, 64, 64), encoder_kernel_sizes=4,
+        encoder_strides=2,
+        decoder_filters=(64, 32, 1), decoder_kernel_sizes=4,
+        decoder_strides=2,
+        intermediate_dim=intermediate_dim or None, beta=beta, seed=seed,
+    )
+    vae = VAEModel(encoder, decoder, beta=beta, seed=seed)
+    vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+    return vae
 
-    z_in = keras.Input((z_dim,), name="z")
-    s = size // 4
-    h = keras.layers.Dense(s * s * 64, activation="relu")(z_in)
-    h = keras.layers.Reshape((s, s, 64))(h)
-    h = keras.layers.Conv2DTranspose(32, 3, 2, "same", activation="relu")(h)
-    out = keras.layers.Conv2DTranspose(1, 3, 2, "same", activation="sigmoid")(h)
-    decoder = keras.Model(z_in, out, name="decoder")
 
-    vae = keras.Model(x, decoder(encoder(x)[0]), name="vae")
-    # Per-sample BCE summed over pixels: the package's loss convention.
-    vae.compile(optimizer=keras.optimizers.Adam(1e-3),
-                loss=ReconstructionLoss("bce"))
-    return vae, encoder, decoder
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--name", default="demo", help="run name: runs/<name>")
+    parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--n", type=int, default=8000, help="number of images")
+    parser.add_argument("--size", type=int, default=32,
+                        help="image size (multiple of 8)")
+    parser.add_argument("--z-dim", type=int, default=8)
+    parser.add_argument("--intermediate-dim", type=int, default=128,
+                        help="Dense units before mu/logvar (0 = none)")
+    parser.add_argument("--beta", type=float, default=1.0,
+                        help="final KL weight (reached after the warm-up)")
+    parser.add_argument("--warmup-epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--sharpen", type=float, default=3.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fresh", action="store_true",
+                        help="ignore existing checkpoints instead of resuming")
+    args = parser.parse_args(argv)
+    if args.size % 8 or args.size < 8:
+        parser.error(f"--size must be a positive multiple of 8, got {args.size}")
+    if args.epochs < 1:
+        parser.error(f"--epochs must be >= 1, got {args.epochs}")
+    if args.n < 20:
+        parser.error(f"--n must be >= 20, got {args.n}")
+    if args.warmup_epochs < 1:
+        parser.error(f"--warmup-epochs must be >= 1, got {args.warmup_epochs}")
+    return args
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--name", default="demo", help="run name (runs/<name>)")
-    parser.add_argument("--runs-dir", default="runs")
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--n", type=int, default=6000, help="training images")
-    parser.add_argument("--size", type=int, default=32, help="image size")
-    parser.add_argument("--z-dim", type=int, default=8)
-    parser.add_argument("--beta", type=float, default=1.0)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.size % 4:
-        parser.error(f"--size must be a multiple of 4, got {args.size}")
-    if args.epochs < 1 or args.n < 2:
-        parser.error("--epochs must be >= 1 and --n >= 2")
-
+    args = parse_args(argv)
     out_dir = os.path.join(args.runs_dir, args.name)
+    ckpt_dir = os.path.join(out_dir, "checkpoints")
     os.makedirs(out_dir, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
-
     t0 = time.time()
+
     images, _ = load_shapes(args.n, size=args.size, seed=args.seed)
     x = images.astype("float32") / 255.0
-    n_val = max(1, len(x) // 10)
+    n_val = max(10, len(x) // 10)
     x_train, x_val = x[n_val:], x[:n_val]
-    print(f"data: {len(x_train)} train / {n_val} val shapes "
-          f"{x.shape[1:]} in {time.time() - t0:.1f}s")
+    print(f"data: {len(x_train)} train / {n_val} validation shapes of "
+          f"{x.shape[1:]} ({time.time() - t0:.1f}s)")
 
-    vae, encoder, decoder = build_vae(args.size, args.z_dim, args.beta,
-                                      args.seed)
-    hist = vae.fit(x_train, x_train, validation_data=(x_val, x_val),
-                   epochs=args.epochs, batch_size=args.batch_size, verbose=2)
+    vae = build_vae(args.size, args.z_dim, args.beta, args.intermediate_dim,
+                    args.seed)
+    initial_epoch = 0 if args.fresh else restore_latest(vae, ckpt_dir)
+    if initial_epoch >= args.epochs:
+        print(f"checkpoints in {ckpt_dir} already reach epoch "
+              f"{initial_epoch}; pass --fresh or a larger --epochs")
+    elif initial_epoch:
+        print(f"resuming from the checkpoint of epoch {initial_epoch}")
+    print(f"encoder {vae.encoder.count_params():,} parameters, decoder "
+          f"{vae.decoder.count_params():,}")
 
-    rng = np.random.default_rng(args.seed)
-    z = rng.standard_normal((32, args.z_dim)).astype("float32")
-    written = {
-        "samples": save_grid(decoder.predict(z, verbose=0),
-                             os.path.join(out_dir, "samples.png"), 4, 8),
-    }
-    encoder.get_layer("sampling").set_deterministic(True)
-    recon = vae.predict(x_val[:8], verbose=0)
+    callbacks = [
+        KLAnnealing("linear", beta_max=args.beta,
+                    warmup_epochs=args.warmup_epochs),
+        SampleGridLogger(os.path.join(out_dir, "samples"), rows=4, cols=8,
+                         seed=args.seed, sharpen=args.sharpen,
+                         reconstruction_images=x_val[:8]),
+        LatentStatisticsLogger(x_val),
+        # neg_elbo does not depend on beta, so "best" stays meaningful while
+        # the KL weight is annealed.
+        VAECheckpoint(ckpt_dir, monitor="val_neg_elbo", keep_last=2),
+    ]
+    hist = vae.fit(x_train, validation_data=(x_val,), epochs=args.epochs,
+                   initial_epoch=min(initial_epoch, args.epochs),
+                   batch_size=args.batch_size, callbacks=callbacks, verbose=2)
+
+    written = {"samples per epoch": os.path.join(out_dir, "samples"),
+               "checkpoints": ckpt_dir}
     written["reconstructions"] = save_grid(
-        np.concatenate([x_val[:8], recon]),
-        os.path.join(out_dir, "reconstructions.png"), 2, 8,
-    )
+        np.concatenate([x_val[:8], vae.reconstruct(x_val[:8])]),
+        os.path.join(out_dir, "reconstructions.png"), 2, 8)
+    written["samples_final"] = save_grid(
+        vae.sample(32, seed=args.seed), os.path.join(out_dir,
+                                                     "samples_final.png"),
+        4, 8, sharpen=args.sharpen)
+    stats = diagnostics.latent_statistics(vae, x_val)
+    try:
+        written["radius_histogram"] = diagnostics.plot_radius_histograms(
+            {"z": stats["z_radius"], "mu": stats["mu_radius"]},
+            os.path.join(out_dir, "radius_histogram.png"),
+            title=f"latent radius, z_dim={args.z_dim} "
+                  f"(sqrt(z_dim) = {np.sqrt(args.z_dim):.2f})")
+    except ImportError as err:  # matplotlib is the optional [plot] extra
+        print(f"skipping the radius histogram: {err}")
     model_path = os.path.join(out_dir, "vae.keras")
     with atomic_path(model_path) as tmp:
         vae.save(tmp)
     written["model"] = model_path
-    weights_path = os.path.join(out_dir, "vae.weights.h5")
-    with atomic_path(weights_path) as tmp:
-        vae.save_weights(tmp)
-    written["weights"] = weights_path
-    metrics = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     written["metrics"] = os.path.join(out_dir, "metrics.json")
-    write_json_atomic(written["metrics"], {"args": vars(args),
-                                           "history": metrics})
+    write_json_atomic(written["metrics"], {
+        "args": vars(args),
+        "initial_epoch": initial_epoch,
+        "history": {k: [float(v) for v in vals]
+                    for k, vals in hist.history.items()},
+        "latent_statistics": diagnostics.summary(stats),
+    })
 
-    print(f"done in {time.time() - t0:.1f}s; "
-          f"final loss {metrics['loss'][-1]:.2f}, kl_loss "
-          f"{metrics['kl_loss'][-1]:.2f}")
+    last = {k: v[-1] for k, v in hist.history.items()} if hist.history else {}
+    if last:
+        print(f"final: val_neg_elbo {last['val_neg_elbo']:.1f}, val_reco_loss "
+              f"{last['val_reco_loss']:.1f}, val_kl_loss "
+              f"{last['val_kl_loss']:.2f}, active units "
+              f"{int(last.get('latent_active_units', 0))}/{args.z_dim}")
+    print(f"done in {time.time() - t0:.0f}s; outputs in {out_dir}/:")
     for what, path in written.items():
-        print(f"  {what:16s} {path}")
+        print(f"  {what:18s} {path}")
     return written
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main() else 1)
+    main()
+    sys.exit(0)

@@ -54,3 +54,54 @@ def test_image_folder_vae_missing_folder(tmp_path):
     module = load_example("image_folder_vae")
     with pytest.raises(SystemExit):
         module.main([str(tmp_path / "nope")])
+
+
+def test_train_vae_demo_writes_everything_and_resumes(tmp_path):
+    module = load_example("train_vae")
+    common = ["--runs-dir", str(tmp_path), "--name", "tiny", "--n", "200",
+              "--size", "16", "--z-dim", "2", "--intermediate-dim", "8",
+              "--warmup-epochs", "1", "--batch-size", "50"]
+    written = module.main(common + ["--epochs", "2"])
+    run = tmp_path / "tiny"
+    for key in ("reconstructions", "samples_final", "radius_histogram"):
+        assert_png(written[key])
+    for epoch in (1, 2):
+        assert_png(str(run / "samples" / f"samples_epoch{epoch:04d}.png"))
+        assert_png(str(run / "samples" / f"reconstructions_epoch{epoch:04d}.png"))
+    with open(written["metrics"]) as f:
+        metrics = json.load(f)
+    assert metrics["initial_epoch"] == 0
+    assert len(metrics["history"]["val_neg_elbo"]) == 2
+    assert metrics["history"]["beta"] == [0.0, 1.0]  # one warm-up epoch at 0
+    assert "latent_active_units" in metrics["history"]
+    assert metrics["latent_statistics"]["mu_radius_mean"] > 0
+    ckpts = sorted(os.listdir(run / "checkpoints"))
+    assert "ckpt-epoch0002.decoder.weights.h5" in ckpts
+
+    import keras
+    reloaded = keras.saving.load_model(written["model"])
+    assert reloaded.predict(np.zeros((1, 16, 16, 1), "float32"),
+                            verbose=0)["reconstruction"].shape == (1, 16, 16, 1)
+
+    # Same command with more epochs resumes from the latest checkpoint.
+    written = module.main(common + ["--epochs", "3"])
+    with open(written["metrics"]) as f:
+        metrics = json.load(f)
+    assert metrics["initial_epoch"] == 2
+    assert len(metrics["history"]["loss"]) == 1
+    assert os.path.isfile(run / "samples" / "samples_epoch0003.png")
+
+
+def test_inference_switch_example(tmp_path):
+    module = load_example("inference_switch")
+    result = module.main(["--runs-dir", str(tmp_path), "--n", "128",
+                          "--epochs", "1", "--size", "16"])
+    vae = result["vae_switch"]
+    assert vae["stochastic_max_abs_z_minus_mu"] > 0
+    assert vae["deterministic_max_abs_z_minus_mu"] == 0.0
+    assert vae["restored_max_abs_z_minus_mu"] > 0
+    assert vae["same_predict_function"] is True
+    pitfall = result["python_attribute_pitfall"]
+    assert pitfall["stale_output"] == pitfall["enabled_output"] == 1.0
+    assert pitfall["refreshed_output"] == 0.0
+    assert os.path.isfile(tmp_path / "switch" / "inference_switch.json")
