@@ -74,8 +74,11 @@ def check_choice(value, name, choices, owner=None):
     return value
 
 
-def check_range(value, name, owner=None):
-    """Checks a `(low, high)` pair of finite numbers with `low < high`."""
+def check_range(value, name, owner=None, allow_equal=False):
+    """Checks a `(low, high)` pair of finite numbers with `low < high`.
+
+    With `allow_equal=True`, `low <= high` (equal meaning a fixed value).
+    """
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise ValueError(
             f"{_prefix(owner)}`{name}` must be a (low, high) pair of numbers, "
@@ -83,12 +86,21 @@ def check_range(value, name, owner=None):
         )
     low = check_finite_number(value[0], f"{name}[0]", owner)
     high = check_finite_number(value[1], f"{name}[1]", owner)
-    if not low < high:
+    if not (low <= high if allow_equal else low < high):
+        relation = "<=" if allow_equal else "<"
         raise ValueError(
-            f"{_prefix(owner)}`{name}` must satisfy low < high, received "
-            f"low={low!r}, high={high!r}."
+            f"{_prefix(owner)}`{name}` must satisfy low {relation} high, "
+            f"received low={low!r}, high={high!r}."
         )
     return (low, high)
+
+
+def shapes_compatible(shape, expected):
+    """Same rank, and equal sizes wherever both are known (not `None`)."""
+    shape, expected = tuple(shape), tuple(expected)
+    return len(shape) == len(expected) and all(
+        a is None or b is None or a == b for a, b in zip(shape, expected)
+    )
 
 
 def check_mu_logvar_shapes(input_shape, owner):

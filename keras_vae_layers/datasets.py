@@ -27,8 +27,8 @@ import warnings
 import numpy as np
 
 from keras_vae_layers._validation import check_choice
-from keras_vae_layers._validation import check_finite_number
 from keras_vae_layers._validation import check_positive_int
+from keras_vae_layers._validation import check_range
 
 __all__ = [
     "SHAPE_NAMES",
@@ -104,18 +104,7 @@ def _check_dtype(dtype, owner):
 def _check_closed_range(value, name, owner, low_bound=None, high_bound=None,
                         low_exclusive=False):
     """A `(low, high)` pair with `low <= high` (equal means a fixed value)."""
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise ValueError(
-            f"{owner}: `{name}` must be a (low, high) pair of numbers, "
-            f"received {value!r}."
-        )
-    low = check_finite_number(value[0], f"{name}[0]", owner)
-    high = check_finite_number(value[1], f"{name}[1]", owner)
-    if low > high:
-        raise ValueError(
-            f"{owner}: `{name}` must satisfy low <= high, received "
-            f"low={low!r}, high={high!r}."
-        )
+    low, high = check_range(value, name, owner, allow_equal=True)
     too_low = low_bound is not None and (
         low <= low_bound if low_exclusive else low < low_bound)
     too_high = high_bound is not None and high > high_bound

@@ -30,13 +30,18 @@ import keras
 import numpy as np
 
 from keras_vae_layers import losses as vae_losses
+# Finding the encoder and the decoder of a VAE: one implementation, shared
+# with the checkpoint callback.
+from keras_vae_layers._discovery import decoder_latent_size
+from keras_vae_layers._discovery import encoder_latent_size
+from keras_vae_layers._discovery import find_decoder
+from keras_vae_layers._discovery import find_encoder
 from keras_vae_layers._io import atomic_path
 from keras_vae_layers._validation import check_choice
 from keras_vae_layers._validation import check_finite_number
 from keras_vae_layers._validation import check_positive_int
 from keras_vae_layers._validation import check_range
-from keras_vae_layers.layers import KLDivergenceLayer
-from keras_vae_layers.layers import SamplingLayer
+from keras_vae_layers._validation import shapes_compatible
 
 __all__ = [
     "find_encoder",
@@ -60,192 +65,6 @@ DEFAULT_EPS_CLIP = 5.0
 _LOGVAR_CLIP = vae_losses.DEFAULT_LOGVAR_CLIP
 _RADIUS_KINDS = ("z", "mu")
 _MAX_CATEGORIES = 20
-
-
-# ----------------------------------------------------------------------------
-# Finding the encoder and the decoder of a VAE
-# ----------------------------------------------------------------------------
-
-
-def _is_layer(value):
-    return isinstance(value, keras.layers.Layer)
-
-
-def _contains(model, cls):
-    return any(
-        isinstance(layer, cls)
-        for layer in model._flatten_layers(include_self=True)
-    )
-
-
-def _looks_like_encoder(model):
-    """Whether a Functional model's own outputs are `[z, mu, logvar]` & co.
-
-    All outputs must share one shape, so a VAE returning
-    `[x_hat, mu, logvar]` (KL strategy "b") is not taken for an encoder.
-    """
-    outputs = getattr(model, "_outputs_struct", None)
-    if isinstance(outputs, dict):
-        if not {"mu", "logvar"} <= set(outputs):
-            return False
-        outputs = list(outputs.values())
-    if not isinstance(outputs, (list, tuple)) or len(outputs) not in (2, 3):
-        return False
-    shapes = {tuple(getattr(o, "shape", ())) for o in outputs}
-    return len(shapes) == 1
-
-
-def _nested_models(model):
-    return [
-        layer for layer in getattr(model, "layers", [])
-        if isinstance(layer, keras.Model) and layer is not model
-    ]
-
-
-def _flat_encoder_view(model, owner):
-    """A `[z, mu, logvar]` model over a flat Functional VAE, or `None`."""
-    samplers = [
-        layer for layer in getattr(model, "layers", [])
-        if isinstance(layer, SamplingLayer)
-    ]
-    if len(samplers) != 1 or not getattr(model, "inputs", None):
-        return None
-    sampler = samplers[0]
-    if len(getattr(sampler, "_inbound_nodes", [])) != 1:
-        return None
-    try:
-        mu, logvar = sampler.input
-        return keras.Model(model.inputs, [sampler.output, mu, logvar],
-                           name=f"{model.name}_encoder_view")
-    except Exception as exc:  # pragma: no cover - exotic graphs
-        raise ValueError(
-            f"{owner}: could not read [z, mu, logvar] from the graph of model "
-            f"'{model.name}' ({exc}); pass the encoder explicitly with "
-            "`encoder=`."
-        ) from None
-
-
-def find_encoder(model, owner="find_encoder"):
-    """Returns the encoder of a VAE, or `model` itself if it is one.
-
-    Looks, in this order, for: an `encoder` attribute (`VAEModel`); a
-    Functional model whose own outputs are `[z, mu, logvar]`, `[mu, logvar]`
-    or a dict with `mu`/`logvar` (an encoder); exactly one nested sub-model
-    holding a `SamplingLayer`; a flat Functional VAE with one
-    `SamplingLayer` (a `[z, mu, logvar]` view of its graph is returned).
-    Anything else (e.g. a subclassed encoder) is returned unchanged and its
-    outputs are checked when it is called.
-
-    Args:
-        model: A Keras model or layer.
-        owner: Name used in error messages.
-
-    Returns:
-        A Keras model or layer mapping `x` to the encoder outputs.
-    """
-    if not _is_layer(model):
-        raise ValueError(
-            f"{owner}: expected a Keras encoder or VAE model, received "
-            f"{model!r} of type {type(model).__name__}."
-        )
-    encoder = getattr(model, "encoder", None)
-    if _is_layer(encoder):
-        return encoder
-    if _looks_like_encoder(model):
-        return model
-    holders = [m for m in _nested_models(model) if _contains(m, SamplingLayer)]
-    if len(holders) == 1:
-        return holders[0]
-    if len(holders) > 1:
-        names = ", ".join(repr(m.name) for m in holders)
-        raise ValueError(
-            f"{owner}: model '{model.name}' holds several sub-models with a "
-            f"SamplingLayer ({names}); pass the encoder explicitly with "
-            "`encoder=`."
-        )
-    view = _flat_encoder_view(model, owner)
-    if view is not None:
-        return view
-    return model
-
-
-def encoder_latent_size(encoder):
-    """Latent size of a Functional encoder (its last output's last axis).
-
-    Returns `None` when the encoder has no symbolic outputs (subclassed).
-    """
-    outputs = getattr(encoder, "outputs", None)
-    if outputs:
-        try:
-            return int(outputs[-1].shape[-1])
-        except (TypeError, IndexError):
-            return None
-    return None
-
-
-def find_decoder(model, owner="find_decoder"):
-    """Returns the decoder of a VAE.
-
-    Uses the `decoder` attribute (`VAEModel`) or, for a Functional VAE, the
-    single nested sub-model that holds neither a `SamplingLayer` nor a
-    `KLDivergenceLayer` (and, when the latent size is known, takes inputs of
-    that size).
-
-    Args:
-        model: A Keras model.
-        owner: Name used in error messages.
-
-    Returns:
-        The decoder model or layer.
-
-    Raises:
-        ValueError: When no decoder (or more than one candidate) is found; the
-            message tells the user to pass `decoder=`.
-    """
-    decoder = getattr(model, "decoder", None)
-    if _is_layer(decoder):
-        return decoder
-    candidates = [
-        m for m in _nested_models(model)
-        if not _contains(m, SamplingLayer)
-        and not _contains(m, KLDivergenceLayer)
-    ]
-    holders = [m for m in _nested_models(model) if _contains(m, SamplingLayer)]
-    latent = encoder_latent_size(holders[0]) if len(holders) == 1 else None
-    if latent is not None:
-        candidates = [
-            m for m in candidates
-            if getattr(m, "inputs", None) and len(m.inputs) == 1
-            and m.inputs[0].shape[-1] == latent
-        ]
-    name = getattr(model, "name", type(model).__name__)
-    if len(candidates) == 1:
-        return candidates[0]
-    if not candidates:
-        raise ValueError(
-            f"{owner}: model '{name}' has no `decoder` attribute and no "
-            "nested decoder sub-model, so there is nothing to decode latent points "
-            "with. Pass the decoder explicitly, e.g. `decoder=my_decoder` "
-            "(a model mapping z to images)."
-        )
-    names = ", ".join(repr(m.name) for m in candidates)
-    raise ValueError(
-        f"{owner}: model '{name}' has several sub-models that could be the "
-        f"decoder ({names}); pass the decoder explicitly with `decoder=`."
-    )
-
-
-def decoder_latent_size(decoder):
-    """Latent size a decoder expects (its input's last axis), or `None`."""
-    if hasattr(decoder, "latent_dim") and callable(decoder.latent_dim):
-        try:
-            return int(decoder.latent_dim())
-        except ValueError:
-            return None
-    inputs = getattr(decoder, "inputs", None)
-    if inputs and len(inputs) == 1 and inputs[0].shape[-1] is not None:
-        return int(inputs[0].shape[-1])
-    return None
 
 
 # ----------------------------------------------------------------------------
@@ -337,10 +156,7 @@ def _check_batch_shape(shape, expected, owner, what):
         )
     if expected is None:
         return
-    ok = len(shape) == len(expected) and all(
-        e is None or s is None or e == s for s, e in zip(shape, expected)
-    )
-    if not ok:
+    if not shapes_compatible(shape, expected):
         raise ValueError(
             f"{owner}: {what} of shape {shape} does not match the encoder "
             f"input shape {expected} (rank {len(expected)}, batch axis "
@@ -817,8 +633,11 @@ def plot_radius_histograms(series, path, which="z", bin_width=0.5,
     for label, arr in radii.items():
         counts = np.histogram(arr, bins=edges)[0]
         ax.stairs(counts, edges, label=label, linewidth=1.5)
-    symbol = "z" if which == "z" else "\u03bc"
-    ax.set_xlabel(f"L2 radius of {symbol}")
+    if all(isinstance(v, dict) for v in series.values()):
+        symbol = "z" if which == "z" else "\u03bc"
+        ax.set_xlabel(f"L2 radius of {symbol}")
+    else:  # raw radius arrays: the labels say what they are
+        ax.set_xlabel("L2 radius")
     ax.set_ylabel("count")
     if title:
         ax.set_title(title)

@@ -282,19 +282,8 @@ def _int_spec(name, value, allow_none=False):
         sampling = "linear" if sampling is None else sampling
         check_choice(sampling, f"{name}['sampling']", _INT_SAMPLINGS,
                      "VAEHyperModel")
-        if low == high:
-            return _Spec(name, "fixed", value=low)
-        return _Spec(name, "range", low=low, high=high, step=step,
-                     sampling=sampling)
-    if isinstance(value, list):
-        if not value:
-            raise ValueError(
-                f"VAEHyperModel: `{name}` is an empty list of choices; pass "
-                f"{forms}."
-            )
-        values = [one(v, f"{name}[{i}]") for i, v in enumerate(value)]
-        return _choice(name, values)
-    return _Spec(name, "fixed", value=one(value, name))
+        return _range_spec(name, low, high, step, sampling)
+    return _choices_or_fixed(name, value, one, forms)
 
 
 def _float_spec(name, value, fixed_minimum, strict_fixed_minimum):
@@ -330,10 +319,20 @@ def _float_spec(name, value, fixed_minimum, strict_fixed_minimum):
             step = check_finite_number(step, f"{name}['step']",
                                        "VAEHyperModel", minimum=0.0,
                                        strict_minimum=True)
-        if low == high:
-            return _Spec(name, "fixed", value=low, is_int=False)
-        return _Spec(name, "range", low=low, high=high, step=step,
-                     sampling=sampling, is_int=False)
+        return _range_spec(name, low, high, step, sampling, is_int=False)
+    return _choices_or_fixed(name, value, one, forms, is_int=False)
+
+
+def _range_spec(name, low, high, step, sampling, is_int=True):
+    """A checked range; `low == high` is a fixed value."""
+    if low == high:
+        return _Spec(name, "fixed", value=low, is_int=is_int)
+    return _Spec(name, "range", low=low, high=high, step=step,
+                 sampling=sampling, is_int=is_int)
+
+
+def _choices_or_fixed(name, value, one, forms, is_int=True):
+    """A list of choices or a single value, each checked with `one`."""
     if isinstance(value, list):
         if not value:
             raise ValueError(
@@ -341,8 +340,8 @@ def _float_spec(name, value, fixed_minimum, strict_fixed_minimum):
                 f"{forms}."
             )
         values = [one(v, f"{name}[{i}]") for i, v in enumerate(value)]
-        return _choice(name, values, is_int=False)
-    return _Spec(name, "fixed", value=one(value, name), is_int=False)
+        return _choice(name, values, is_int=is_int)
+    return _Spec(name, "fixed", value=one(value, name), is_int=is_int)
 
 
 def _choice(name, values, is_int=True):

@@ -30,15 +30,14 @@ import tempfile
 import keras
 
 from keras_vae_layers import _io
+# Shared with `diagnostics.find_encoder` / `find_decoder`; re-exported here.
+from keras_vae_layers._discovery import find_encoder_decoder
 from keras_vae_layers._validation import check_choice
 from keras_vae_layers._validation import check_positive_int
 from keras_vae_layers._version import __version__
 from keras_vae_layers.callbacks._callback_base import CopySafeCallback
-from keras_vae_layers.callbacks._callback_base import iter_layers
 from keras_vae_layers.callbacks._callback_base import logs_to_floats
 from keras_vae_layers.callbacks._callback_base import to_float
-from keras_vae_layers.layers import KLDivergenceLayer
-from keras_vae_layers.layers import SamplingLayer
 
 __all__ = [
     "VAECheckpoint",
@@ -78,68 +77,6 @@ def resolve_mode(mode, monitor):
         return mode
     name = (monitor or "").lower()
     return "max" if ("acc" in name or "auc" in name) else "min"
-
-
-# ----------------------------------------------------------------------------
-# Encoder / decoder discovery
-# ----------------------------------------------------------------------------
-
-
-def _contains_vae_layer(model):
-    return any(
-        isinstance(layer, (SamplingLayer, KLDivergenceLayer))
-        for layer in iter_layers(model)
-    )
-
-
-def _unique(candidates):
-    return candidates[0] if len(candidates) == 1 else None
-
-
-def find_encoder_decoder(model):
-    """Finds the encoder and decoder sub-models of a VAE.
-
-    * A model with `encoder` and `decoder` attributes that are Keras models
-      (such as `VAEModel`) returns those.
-    * Otherwise the direct sub-models of `model` are inspected: the encoder
-      is the only sub-model containing a `SamplingLayer` or
-      `KLDivergenceLayer` (or, failing that, the only one whose name
-      contains `"encoder"`); the decoder is the only other sub-model (or the
-      only one whose name contains `"decoder"`).
-
-    Args:
-        model: A Keras model.
-
-    Returns:
-        `(encoder, decoder)`; either is `None` when it cannot be identified
-        unambiguously.
-
-    Example:
-
-    ```python
-    encoder, decoder = find_encoder_decoder(vae)
-    ```
-    """
-    encoder = getattr(model, "encoder", None)
-    decoder = getattr(model, "decoder", None)
-    encoder = encoder if isinstance(encoder, keras.Model) else None
-    decoder = decoder if isinstance(decoder, keras.Model) else None
-    if encoder is not None or decoder is not None:
-        return encoder, decoder
-    subs = [
-        layer for layer in getattr(model, "layers", [])
-        if isinstance(layer, keras.Model) and layer is not model
-    ]
-    if not subs:
-        return None, None
-    encoder = _unique([s for s in subs if _contains_vae_layer(s)])
-    if encoder is None:
-        encoder = _unique([s for s in subs if "encoder" in s.name.lower()])
-    others = [s for s in subs if s is not encoder]
-    decoder = _unique([s for s in others if "decoder" in s.name.lower()])
-    if decoder is None and encoder is not None:
-        decoder = _unique(others)
-    return encoder, decoder
 
 
 # ----------------------------------------------------------------------------

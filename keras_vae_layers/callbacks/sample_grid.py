@@ -13,6 +13,7 @@ import os
 import keras
 import numpy as np
 
+from keras_vae_layers import _discovery
 from keras_vae_layers import diagnostics
 from keras_vae_layers._validation import check_choice
 from keras_vae_layers._validation import check_finite_number
@@ -90,7 +91,7 @@ def _unwrap_decoder(decoder, owner):
             f"VAEModel), received {decoder!r} of type "
             f"{type(decoder).__name__}."
         )
-    if diagnostics._contains(decoder, SamplingLayer):
+    if _discovery.contains(decoder, SamplingLayer):
         # A decoder never samples: this is a whole VAE (or an encoder).
         return diagnostics.find_decoder(decoder, owner)
     return decoder

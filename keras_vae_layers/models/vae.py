@@ -8,6 +8,7 @@ from keras_vae_layers import losses as vae_losses
 from keras_vae_layers._validation import check_choice
 from keras_vae_layers._validation import check_finite_number
 from keras_vae_layers._validation import check_positive_int
+from keras_vae_layers._validation import shapes_compatible
 from keras_vae_layers.layers import KLDivergenceLayer
 from keras_vae_layers.layers import SamplingLayer
 from keras_vae_layers.models import _tf_step
@@ -452,10 +453,7 @@ def _check_data_shape(encoder, input_shape):
         return
     expected = tuple(inputs[0].shape)
     got = tuple(input_shape)
-    compatible = len(expected) == len(got) and all(
-        a is None or b is None or a == b for a, b in zip(expected, got)
-    )
-    if not compatible:
+    if not shapes_compatible(got, expected):
         raise ValueError(
             f"VAEModel: data of shape {got} does not match the encoder input "
             f"shape {expected} (encoder '{encoder.name}')."
