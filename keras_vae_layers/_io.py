@@ -31,11 +31,20 @@ def atomic_path(path, suffix=None):
     os.close(fd)
     try:
         yield tmp
+        # mkstemp creates 0600 files; give the result the permissions an
+        # ordinary open() would (0666 minus the umask).
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_json_atomic(path, obj):

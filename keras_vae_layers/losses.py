@@ -120,6 +120,13 @@ def reconstruction_loss(x, x_hat, kind="bce", reduction="sum",
     """
     check_choice(kind, "kind", RECONSTRUCTION_KINDS, "reconstruction_loss")
     check_choice(reduction, "reduction", REDUCTIONS, "reconstruction_loss")
+    # Keras keeps the pre-activation tensor of a sigmoid output as
+    # `_keras_logits` (as its own binary_crossentropy does): the logits form
+    # is cheaper (no clip, one log) and exact where probabilities saturate.
+    cached_logits = (
+        getattr(x_hat, "_keras_logits", None)
+        if kind == "bce" and not from_logits else None
+    )
     x = _float32(x)
     x_hat = _float32(x_hat)
     if tuple(x.shape) != tuple(x_hat.shape) and None not in x.shape:
@@ -129,10 +136,12 @@ def reconstruction_loss(x, x_hat, kind="bce", reduction="sum",
             f"{tuple(x_hat.shape)}."
         )
     if kind == "bce":
-        if from_logits:
+        if from_logits or cached_logits is not None:
+            logits = x_hat if from_logits else _float32(cached_logits)
             # Numerically stable form of -[x log s(l) + (1-x) log(1-s(l))].
             values = (
-                ops.relu(x_hat) - x_hat * x + ops.log1p(ops.exp(-ops.abs(x_hat)))
+                ops.relu(logits) - logits * x
+                + ops.log1p(ops.exp(-ops.abs(logits)))
             )
         else:
             eps = keras.config.epsilon()

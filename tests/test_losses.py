@@ -3,6 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+import keras
 from keras import ops
 
 from keras_vae_layers import losses
@@ -171,3 +172,19 @@ def test_fact_to_beta_bad_input():
         losses.fact_to_beta(-1.0, (28, 28))
     with pytest.raises(ValueError, match="`data_shape`"):
         losses.fact_to_beta(1e-4, (28, 0))
+
+
+def test_bce_uses_cached_logits_of_sigmoid_outputs():
+    """A sigmoid output that saturates to exactly 1.0 in float32 still gets
+    the exact loss: the logits Keras caches on it are used."""
+    logits = np.array([[30.0, -30.0, 0.5]], "float32")
+    x = np.array([[0.0, 1.0, 1.0]], "float32")
+    probs = keras.ops.sigmoid(logits)  # carries `_keras_logits`
+    assert float(ops.convert_to_numpy(probs)[0, 0]) == 1.0
+    got = float(ops.convert_to_numpy(losses.reconstruction_loss(x, probs))[0])
+    exact = float(np.sum(np.maximum(logits, 0) - logits * x
+                         + np.log1p(np.exp(-np.abs(logits)))))
+    assert got == pytest.approx(exact, rel=1e-5)  # ~60.97, not the clip's ~32
+    plain = ops.convert_to_numpy(probs)  # numpy: no cached logits, clipped
+    clipped = float(ops.convert_to_numpy(losses.reconstruction_loss(x, plain))[0])
+    assert clipped < exact - 20

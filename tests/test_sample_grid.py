@@ -355,3 +355,16 @@ def test_config_round_trip():
 def test_constructor_errors(kwargs, match):
     with pytest.raises(ValueError, match=r"SampleGridLogger: .*" + match):
         SampleGridLogger("out", **kwargs)
+
+
+def test_atomic_files_get_umask_permissions(tmp_path):
+    import stat
+
+    from keras_vae_layers.images import save_grid
+
+    old = os.umask(0o022)
+    try:
+        path = save_grid(np.ones((2, 4, 4)), tmp_path / "g.png")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644

@@ -318,3 +318,14 @@ def test_bad_constructor_arguments(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         VAEModel(**args)
+
+
+def test_encoder_kl_layer_is_silent_inside_vae_but_not_alone(data):
+    encoder = make_encoder(kl_beta=2.0)
+    vae = VAEModel(encoder, make_decoder())
+    kl_layer = vae.kl_layers[0]
+    vae.compute_loss_terms(data[:4], training=True)
+    assert kl_layer.losses == []  # the model's own beta * kl replaces it
+    encoder(data[:4])  # used on its own, the layer behaves as usual
+    assert len(kl_layer.losses) == 1
+    assert float(ops.convert_to_numpy(kl_layer.losses[0])) > 0

@@ -1,5 +1,8 @@
 """Pass-through layer that adds the KL divergence term as a layer loss."""
 
+import contextlib
+import threading
+
 import keras
 from keras import ops
 
@@ -7,6 +10,26 @@ from keras_vae_layers import losses as vae_losses
 from keras_vae_layers._validation import check_finite_number
 from keras_vae_layers._validation import check_mu_logvar_shapes
 from keras_vae_layers._validation import check_range
+
+
+_SCOPE = threading.local()
+
+
+@contextlib.contextmanager
+def kl_term_managed_by_model():
+    """Within this scope `KLDivergenceLayer`s add no loss and log nothing.
+
+    `VAEModel` computes `beta * kl` itself and opens this scope around its
+    encoder call, so the layer's term is neither counted twice nor computed
+    for nothing. The switch is read while a function is traced, so it only
+    affects functions traced inside the scope.
+    """
+    previous = getattr(_SCOPE, "active", False)
+    _SCOPE.active = True
+    try:
+        yield
+    finally:
+        _SCOPE.active = previous
 
 
 @keras.saving.register_keras_serializable(package="keras_vae_layers")
@@ -100,6 +123,8 @@ class KLDivergenceLayer(keras.layers.Layer):
 
     def call(self, inputs):
         mu, logvar = inputs
+        if getattr(_SCOPE, "active", False):
+            return [mu, logvar]
         kl_per_dim = vae_losses.kl_divergence_per_dim(
             mu, logvar, self.logvar_clip
         )

@@ -11,6 +11,7 @@ from keras_vae_layers._validation import check_positive_int
 from keras_vae_layers._validation import shapes_compatible
 from keras_vae_layers.layers import KLDivergenceLayer
 from keras_vae_layers.layers import SamplingLayer
+from keras_vae_layers.layers.kl_divergence import kl_term_managed_by_model
 from keras_vae_layers.models import _tf_step
 
 METRIC_NAMES = ("loss", "total_loss", "reco_loss", "kl_loss", "neg_elbo")
@@ -109,11 +110,11 @@ class VAEModel(keras.Model):
             shape=(), initializer=keras.initializers.Constant(beta),
             trainable=False, dtype="float32", name="beta",
         )
+        # Three trackers cover the five logged values: `total_loss` is
+        # `loss` and `neg_elbo` is reco + kl of the same weighted means.
         self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.total_tracker = keras.metrics.Mean(name="total_loss")
         self.reco_tracker = keras.metrics.Mean(name="reco_loss")
         self.kl_tracker = keras.metrics.Mean(name="kl_loss")
-        self.elbo_tracker = keras.metrics.Mean(name="neg_elbo")
         self.z_dim = None
         _check_functional_encoder_outputs(encoder)
 
@@ -139,8 +140,7 @@ class VAEModel(keras.Model):
     def metrics(self):
         # Only our trackers: the encoder's KLDivergenceLayer tracker is
         # also named `kl_loss` and would otherwise shadow ours in the logs.
-        return [self.loss_tracker, self.total_tracker, self.reco_tracker,
-                self.kl_tracker, self.elbo_tracker]
+        return [self.loss_tracker, self.reco_tracker, self.kl_tracker]
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
@@ -190,9 +190,12 @@ class VAEModel(keras.Model):
             self.build((None,) + tuple(x.shape)[1:])
 
     def _forward(self, x, training=False):
-        z, mu, logvar = self._split_encoder_outputs(
-            self.encoder(x, training=training)
-        )
+        # The model computes the KL term itself; KLDivergenceLayers inside
+        # the encoder skip their add_loss and tracker while it runs (a
+        # trace-time switch: the encoder used on its own is unaffected).
+        with kl_term_managed_by_model():
+            outputs = self.encoder(x, training=training)
+        z, mu, logvar = self._split_encoder_outputs(outputs)
         if z is None:
             z = self.sampler([mu, logvar])
         x_hat = self.decoder(z, training=training)
@@ -263,11 +266,13 @@ class VAEModel(keras.Model):
 
     def _update_metrics(self, terms, batch_size):
         self.loss_tracker.update_state(terms["total_loss"], batch_size)
-        self.total_tracker.update_state(terms["total_loss"], batch_size)
         self.reco_tracker.update_state(terms["reco_loss"], batch_size)
         self.kl_tracker.update_state(terms["kl_loss"], batch_size)
-        self.elbo_tracker.update_state(terms["neg_elbo"], batch_size)
-        return {m.name: m.result() for m in self.metrics}
+        loss = self.loss_tracker.result()
+        reco = self.reco_tracker.result()
+        kl = self.kl_tracker.result()
+        return {"loss": loss, "total_loss": loss, "reco_loss": reco,
+                "kl_loss": kl, "neg_elbo": reco + kl}
 
     # ----------------------------------------------------------------- steps
 
