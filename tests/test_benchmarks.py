@@ -1,0 +1,181 @@
+"""Smoke tests of `benchmarks/kl_strategies.py` (and its two sibling scripts).
+
+The script runs in-process with tiny settings (tiny shapes, 1 round, 2
+steps). The tests assert the report's schema, that every parity check
+passes, that a broken strategy makes it fail with a non-zero status, and
+that the output files exist. Timings are never asserted: they depend on the
+machine and its load.
+"""
+
+import importlib
+import json
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH_DIR = os.path.join(ROOT, "benchmarks")
+
+TINY = [
+    "--shapes", "tiny-digits,tiny-faces",
+    "--rounds", "1", "--steps", "2", "--warmup-steps", "1",
+    "--batch-size", "4", "--switch-repeats", "1",
+    "--params-input-shape", "16x16x3", "--params-z-dims", "4",
+    "--params-intermediate-dims", "none,2", "--params-filters", "4,8",
+    "--beta", "0.5",
+]
+
+
+@pytest.fixture(scope="module")
+def kl_strategies():
+    if BENCH_DIR not in sys.path:
+        sys.path.insert(0, BENCH_DIR)
+    return importlib.import_module("kl_strategies")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(kl_strategies, tmp_path_factory):
+    out = tmp_path_factory.mktemp("kl_strategies")
+    status = kl_strategies.main(TINY + ["--out", str(out)])
+    with open(out / "kl_strategies.json", encoding="utf-8") as f:
+        report = json.load(f)
+    return status, report, out
+
+
+def test_tiny_run_passes_parity_and_writes_outputs(tiny_run, kl_strategies):
+    status, report, out = tiny_run
+    assert status == 0
+    assert report["parity_pass"] is True
+    assert (out / "kl_strategies.md").stat().st_size > 0
+    md = (out / "kl_strategies.md").read_text(encoding="utf-8")
+    for heading in ("## Parity", "## Speed", "## Switching sampling",
+                    "## Encoder parameters", "## Targets"):
+        assert heading in md
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert not (out / "kl_strategies.png").exists()
+    else:
+        png = (out / "kl_strategies.png").read_bytes()
+        assert png.startswith(b"\x89PNG")
+    # No temporary files left behind by the atomic writers.
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        n for n in ("kl_strategies.json", "kl_strategies.md",
+                    "kl_strategies.png") if (out / n).exists()
+    )
+
+
+def test_report_schema(tiny_run, kl_strategies):
+    _, report, _ = tiny_run
+    assert set(report) >= {"meta", "shapes", "parity", "speed", "switch",
+                           "encoder_params", "targets", "parity_pass"}
+    meta = report["meta"]
+    assert set(meta) >= {"date", "versions", "machine", "cpu_count", "flags"}
+    assert set(meta["versions"]) >= {"tensorflow", "keras",
+                                     "keras_vae_layers"}
+    assert meta["flags"]["rounds"] == 1 and meta["flags"]["steps"] == 2
+    shapes = ["tiny-digits", "tiny-faces"]
+    assert list(report["shapes"]) == shapes
+
+    others = [v for v in kl_strategies.DEFAULT_VARIANTS if v != "train_step"]
+    for shape in shapes:
+        parity = report["parity"][shape]
+        assert sorted(parity) == sorted(others)
+        for name, entry in parity.items():
+            modes = ["deterministic"] + ([] if name == "ae"
+                                         else ["stochastic"])
+            for mode in modes:
+                check = entry[mode]
+                assert set(check) >= {"loss_rel_diff", "grad_rel_diff",
+                                      "pass"}
+                assert check["pass"] is True, (shape, name, mode, check)
+                assert check["loss_rel_diff"] <= 1e-5
+                assert check["grad_rel_diff"] <= 1e-5
+        # The stochastic draw changed the loss: sampling really was on.
+        kl = parity["kl_layer"]
+        assert kl["stochastic"]["loss"] != kl["deterministic"]["loss"]
+
+        speed = report["speed"][shape]
+        assert sorted(speed) == sorted(kl_strategies.DEFAULT_VARIANTS)
+        for name, entry in speed.items():
+            assert set(entry) >= {"ms_per_step", "min", "median",
+                                  "ratio_to_ae_min", "ratio_to_ae_median",
+                                  "ratios", "cpu", "step_graph_ops"}
+            assert len(entry["ms_per_step"]) == 1
+            assert len(entry["ratios"]) == 1
+            assert entry["min"] > 0
+        assert speed["ae"]["ratio_to_ae_min"] == pytest.approx(1.0)
+
+        switch = report["switch"][shape]
+        assert set(switch["methods"]) == set(
+            ("eps_factor_assign", "make_predict_function", "recompile"))
+        for name, method in switch["methods"].items():
+            assert set(method) >= {"switch_ms", "switch_plus_predict_ms",
+                                   "retraces_per_switch", "honoured"}
+            assert method["honoured"] is True, name
+        # Counted, not timed: the variable switch never retraces, the two
+        # Python-attribute refreshes retrace once per switch.
+        assert switch["methods"]["eps_factor_assign"]["retraces_total"] == 0
+        assert switch["methods"]["make_predict_function"][
+            "retraces_per_switch"] == 1
+        assert switch["methods"]["recompile"]["retraces_per_switch"] == 1
+        assert switch["python_attribute_without_refresh_honoured"] is False
+
+    rows = report["encoder_params"]["rows"]
+    assert [(r["z_dim"], r["intermediate_dim"]) for r in rows] == [
+        (4, None), (4, 2)]
+    # 16x16 -> 4x4x8 = 128 features: heads 2 * (128 * 4 + 4) = 1032 params;
+    # with Dense(2) + BN: 128 * 2 + 2 + 4 * 2 + 2 * (2 * 4 + 4) = 290.
+    assert rows[0]["encoder_params"] - rows[1]["encoder_params"] == 1032 - 290
+    assert rows[1]["ratio_to_no_intermediate"] < 1.0
+
+
+def test_broken_strategy_fails_parity(kl_strategies, tmp_path, monkeypatch):
+    """A KL half with the wrong factor must FAIL and exit non-zero."""
+    original = kl_strategies.kl_logvar_part
+
+    def wrong_logvar_part(y_true, logvar):
+        return 2.0 * original(y_true, logvar)
+
+    monkeypatch.setattr(kl_strategies, "kl_logvar_part", wrong_logvar_part)
+    status = kl_strategies.main([
+        "--shapes", "tiny-digits", "--parts", "parity",
+        "--variants", "multi_output", "--batch-size", "4",
+        "--out", str(tmp_path),
+    ])
+    assert status == 1
+    report = json.loads((tmp_path / "kl_strategies.json").read_text())
+    assert report["parity_pass"] is False
+    assert report["parity"]["tiny-digits"]["multi_output"]["stochastic"][
+        "pass"] is False
+    assert "FAIL" in (tmp_path / "kl_strategies.md").read_text()
+
+
+def test_opt_in_two_output_vae_passes_parity(kl_strategies, tmp_path):
+    status = kl_strategies.main([
+        "--shapes", "tiny-faces", "--parts", "parity",
+        "--variants", "train_step_2out", "--batch-size", "4",
+        "--out", str(tmp_path),
+    ])
+    assert status == 0
+    report = json.loads((tmp_path / "kl_strategies.json").read_text())
+    parity = report["parity"]["tiny-faces"]
+    # ae and train_step are always added.
+    assert sorted(parity) == ["ae", "train_step_2out"]
+    assert parity["train_step_2out"]["stochastic"]["pass"] is True
+
+
+@pytest.mark.parametrize("argv", [
+    ["--shapes", "nope"],
+    ["--variants", "ae,unknown"],
+    ["--parts", "speed,bogus"],
+    ["--rounds", "0"],
+    ["--beta", "nan"],
+])
+def test_bad_arguments_exit_with_status_2(kl_strategies, argv, tmp_path,
+                                          capsys):
+    with pytest.raises(SystemExit) as info:
+        kl_strategies.main(argv + ["--out", str(tmp_path)])
+    assert info.value.code == 2
+    assert "error" in capsys.readouterr().err
