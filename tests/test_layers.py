@@ -264,3 +264,19 @@ def test_bad_inputs(cls):
         cls()([np.zeros(3, "float32"), np.zeros(3, "float32")])
     with pytest.raises(ValueError, match="expects a list of two tensors"):
         cls()([keras.Input((3,))] * 3)
+
+
+def test_beta_assigned_between_epochs_changes_the_training_loss():
+    """With frozen weights (SGD, lr 0) and z == mu, the loss `fit()` reports
+    moves by exactly the change of beta times the KL."""
+    vae = dense_vae(beta=0.0)
+    find_layer(vae, SamplingLayer).set_deterministic(True)
+    kl_layer = find_layer(vae, KLDivergenceLayer)
+    vae.compile(optimizer=keras.optimizers.SGD(0.0), loss="binary_crossentropy")
+    data = binary_data()
+    first = vae.fit(data, data, epochs=1, batch_size=64, verbose=0).history
+    kl_layer.beta.assign(2.5)
+    second = vae.fit(data, data, epochs=1, batch_size=64, verbose=0).history
+    assert second["kl_loss"][0] == pytest.approx(first["kl_loss"][0], rel=1e-5)
+    assert second["loss"][0] - first["loss"][0] == pytest.approx(
+        2.5 * first["kl_loss"][0], rel=1e-4)

@@ -368,3 +368,33 @@ def test_atomic_files_get_umask_permissions(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+
+
+class SubclassedImageDecoder(keras.Model):
+    """A decoder with no declared input shape (subclassed)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(H * W, activation="sigmoid")
+        self.reshape = keras.layers.Reshape((H, W, 1))
+
+    def call(self, z):
+        return self.reshape(self.dense(z))
+
+
+def test_vae_with_subclassed_decoder(tmp_path):
+    x_in = keras.Input((H, W, 1))
+    h = keras.layers.Flatten()(x_in)
+    encoder = keras.Model(x_in, [keras.layers.Dense(LATENT)(h),
+                                 keras.layers.Dense(LATENT)(h)])
+    vae = VAEModel(encoder, SubclassedImageDecoder())
+    vae.compile(optimizer="adam")
+    x = np.random.default_rng(0).uniform(size=(16, H, W, 1)).astype("float32")
+    logger = SampleGridLogger(tmp_path, rows=2, cols=3,
+                              reconstruction_images=x[:3])
+    vae.fit(x, epochs=1, batch_size=8, verbose=0, callbacks=[logger])
+    mode, grid = load(tmp_path / "samples_epoch0001.png")
+    assert grid.shape == (2 * H + 3, 3 * W + 4)
+    assert os.path.isfile(tmp_path / "reconstructions_epoch0001.png")
+    path = write_sample_grid(vae, tmp_path / "direct.png", rows=2, cols=3)
+    assert load(path)[1].shape == grid.shape

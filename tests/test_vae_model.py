@@ -329,3 +329,56 @@ def test_encoder_kl_layer_is_silent_inside_vae_but_not_alone(data):
     encoder(data[:4])  # used on its own, the layer behaves as usual
     assert len(kl_layer.losses) == 1
     assert float(ops.convert_to_numpy(kl_layer.losses[0])) > 0
+
+
+class SubclassedDecoder(keras.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.out = keras.layers.Dense(DIM)
+
+    def call(self, z):
+        return self.out(z)  # logits
+
+
+def test_export_works_after_fit_and_after_reload(tmp_path, data):
+    vae = VAEModel(make_encoder(), make_decoder())
+    vae.compile(optimizer="adam")
+    vae.fit(data, epochs=1, batch_size=32, verbose=0)
+    vae.export(str(tmp_path / "exported"))  # no explicit vae(x) needed
+    assert (tmp_path / "exported" / "saved_model.pb").is_file()
+    vae.save(tmp_path / "vae.keras")
+    loaded = keras.saving.load_model(tmp_path / "vae.keras")
+    loaded.export(str(tmp_path / "exported2"))
+    assert (tmp_path / "exported2" / "saved_model.pb").is_file()
+
+
+def test_from_logits_reconstructions_are_probabilities_everywhere(data):
+    vae = VAEModel(make_encoder("pair"), SubclassedDecoder(), from_logits=True)
+    vae.compile(optimizer="adam")
+    vae.fit(data, epochs=1, batch_size=32, verbose=0)
+    vae.set_deterministic(True)
+    predicted = vae.predict(data, verbose=0)["reconstruction"]
+    called = ops.convert_to_numpy(vae(data))
+    reconstructed = vae.reconstruct(data)
+    decoded = vae.decode(predicted_mu := vae.encode(data, True)[1])
+    assert predicted.min() >= 0.0 and predicted.max() <= 1.0
+    np.testing.assert_allclose(predicted, called, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(predicted, reconstructed, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(predicted, decoded, rtol=1e-5, atol=1e-6)
+    assert predicted_mu.shape == (len(data), LATENT)
+    assert vae.latent_dim() == LATENT  # known from the build, not the decoder
+
+
+def test_compile_refuses_a_loss_or_metrics_it_would_ignore():
+    vae = VAEModel(make_encoder(), make_decoder())
+    with pytest.raises(ValueError, match="`loss` must be None, received 'mse'.*reconstruction_loss="):
+        vae.compile(optimizer="adam", loss="mse")
+    with pytest.raises(ValueError, match="`metrics` must be None"):
+        vae.compile(optimizer="adam", metrics=["mae"])
+
+
+def test_bad_from_logits_and_sampler_arguments_name_vae_model():
+    with pytest.raises(ValueError, match="`from_logits` must be True or False, received 'no'"):
+        VAEModel(make_encoder(), make_decoder(), from_logits="no")
+    with pytest.raises(ValueError, match="^VAEModel: .*`eps_clip` must be > 0.0"):
+        VAEModel(make_encoder(), make_decoder(), eps_clip=0)

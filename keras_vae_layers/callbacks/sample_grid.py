@@ -169,6 +169,15 @@ def _sample_grid(decoder, z, rows, cols, padding, sharpen, from_logits,
     return make_grid(images, rows, cols, padding)
 
 
+def _latent_size(model, decoder):
+    """The decoder's input size; for subclassed decoders (no known input
+    shape) the size a built `VAEModel` recorded, if the model is one."""
+    z_dim = diagnostics.decoder_latent_size(decoder)
+    if z_dim is None and model is not None and model is not decoder:
+        z_dim = diagnostics.decoder_latent_size(model)
+    return z_dim
+
+
 def _reconstruction_grid(encoder, decoder, images, cols, padding, sharpen,
                          from_logits, image_shape, batch_size, owner):
     # z = mu: read mu from the encoder outputs, so no sampling switch of the
@@ -266,6 +275,7 @@ def write_sample_grid(decoder, path, n=None, rows=4, cols=8,
     owner = "write_sample_grid"
     if from_logits is None:
         from_logits = bool(getattr(decoder, "from_logits", False))
+    model = decoder
     decoder = _unwrap_decoder(decoder, owner)
     check_choice(distribution, "distribution", SAMPLE_DISTRIBUTIONS, owner)
     limit = check_finite_number(limit, "limit", owner, minimum=0.0,
@@ -274,7 +284,7 @@ def write_sample_grid(decoder, path, n=None, rows=4, cols=8,
     sharpen = _check_sharpen(sharpen, owner)
     padding = check_positive_int(padding, "padding", owner, minimum=0)
     image_shape = _check_image_shape(image_shape, owner)
-    z_dim = diagnostics.decoder_latent_size(decoder)
+    z_dim = _latent_size(model, decoder)
     if n is not None:
         n = check_positive_int(n, "n", owner)
     if z is not None:
@@ -523,7 +533,7 @@ class SampleGridLogger(CopySafeCallback):
             )
         else:
             decoder = diagnostics.find_decoder(model, owner)
-        z_dim = diagnostics.decoder_latent_size(decoder)
+        z_dim = _latent_size(model, decoder)
         encoder = None
         if self.reconstruction_images is not None:
             if self.encoder is not None:

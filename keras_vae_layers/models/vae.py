@@ -97,15 +97,23 @@ class VAEModel(keras.Model):
         self.reduction = check_choice(
             reduction, "reduction", vae_losses.REDUCTIONS, "VAEModel"
         )
-        self.from_logits = bool(from_logits)
+        if not isinstance(from_logits, bool):
+            raise ValueError(
+                "VAEModel: `from_logits` must be True or False, received "
+                f"{from_logits!r}."
+            )
+        self.from_logits = from_logits
         self.free_bits = check_finite_number(
             free_bits, "free_bits", "VAEModel", minimum=0.0
         )
         beta = check_finite_number(beta, "beta", "VAEModel", minimum=0.0)
         self.eps_clip = eps_clip
         self.seed = seed
-        self.sampler = SamplingLayer(eps_clip=eps_clip, seed=seed,
-                                     name="vae_sampling")
+        try:
+            self.sampler = SamplingLayer(eps_clip=eps_clip, seed=seed,
+                                         name="vae_sampling")
+        except ValueError as err:
+            raise ValueError(f"VAEModel: {err}") from None
         self.beta = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(beta),
             trainable=False, dtype="float32", name="beta",
@@ -117,6 +125,41 @@ class VAEModel(keras.Model):
         self.kl_tracker = keras.metrics.Mean(name="kl_loss")
         self.z_dim = None
         _check_functional_encoder_outputs(encoder)
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None,
+                **kwargs):
+        """Configures the optimizer. The model owns its loss and metrics.
+
+        Args:
+            optimizer: Optimizer name or instance.
+            loss: Must be `None`: the loss is `reco + beta * kl`, set with
+                the constructor's `reconstruction_loss`, `reduction` and
+                `beta`.
+            metrics: Must be `None`: the model logs `loss`, `total_loss`,
+                `reco_loss`, `kl_loss`, `neg_elbo` and `beta`; add other
+                measurements with a callback.
+            **kwargs: Other `keras.Model.compile` arguments (`run_eagerly`,
+                `jit_compile`, `steps_per_execution`, ...).
+        """
+        for name, value in (("loss", loss), ("metrics", metrics)):
+            if value is not None:
+                raise ValueError(
+                    f"VAEModel.compile: `{name}` must be None, received "
+                    f"{value!r}. VAEModel computes reco + beta * kl itself "
+                    "(choose it with VAEModel(reconstruction_loss=..., "
+                    "reduction=..., beta=...)) and logs loss, total_loss, "
+                    "reco_loss, kl_loss, neg_elbo and beta; compile it with "
+                    "just an optimizer."
+                )
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips compiling on load for models that override compile();
+        # ours only adds checks, so compile the saved optimizer as usual.
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     # ------------------------------------------------------------ structure
 
@@ -184,10 +227,23 @@ class VAEModel(keras.Model):
 
     def _ensure_built(self, x):
         # Keras' TF trainer builds a model by tracing `self(x)` inside the
-        # step; our steps call the sub-models directly, so build here (once,
-        # during the first trace) to record the build config for saving.
-        if not self.built:
-            self.build((None,) + tuple(x.shape)[1:])
+        # step; our steps call the sub-models directly, so make one symbolic
+        # call here (once, during the first trace): it builds the model,
+        # records the build config for saving and marks the model as called,
+        # which `export()` requires.
+        if not self.built or not getattr(self, "_called", True):
+            self._symbolic_call((None,) + tuple(x.shape)[1:], x.dtype)
+
+    def _symbolic_call(self, input_shape, dtype="float32"):
+        self(keras.KerasTensor(input_shape,
+                               dtype=keras.backend.standardize_dtype(dtype)))
+
+    def build_from_config(self, config):
+        # Called when a saved model is loaded: also mark it as called so a
+        # reloaded model can be exported straight away.
+        super().build_from_config(config)
+        if self.built and config and config.get("input_shape"):
+            self._symbolic_call(tuple(config["input_shape"]))
 
     def _forward(self, x, training=False):
         # The model computes the KL term itself; KLDivergenceLayers inside
@@ -201,9 +257,13 @@ class VAEModel(keras.Model):
         x_hat = self.decoder(z, training=training)
         return z, mu, logvar, x_hat
 
+    def _probabilities(self, x_hat):
+        return ops.sigmoid(x_hat) if self.from_logits else x_hat
+
     def call(self, inputs, training=None):
-        """Returns the reconstruction of `inputs`."""
-        return self._forward(inputs, training=training)[3]
+        """Returns the reconstruction of `inputs` (probabilities, also when
+        the decoder outputs logits with `from_logits=True`)."""
+        return self._probabilities(self._forward(inputs, training=training)[3])
 
     # ------------------------------------------------------------ the terms
 
@@ -299,7 +359,8 @@ class VAEModel(keras.Model):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         self._ensure_built(x)
         z, mu, logvar, x_hat = self._forward(x, training=False)
-        return {"z": z, "mu": mu, "logvar": logvar, "reconstruction": x_hat}
+        return {"z": z, "mu": mu, "logvar": logvar,
+                "reconstruction": self._probabilities(x_hat)}
 
     # ----------------------------------------------------------- convenience
 
@@ -308,30 +369,62 @@ class VAEModel(keras.Model):
 
         The switch is a variable assignment: `predict()` honours it at once,
         also after a first `predict()` call, without recompiling.
+
+        Args:
+            deterministic: `True` for `z == mu`, `False` to sample again.
+
+        Example:
+
+        ```python
+        vae.set_deterministic(True)
+        out = vae.predict(x)      # out["z"] == out["mu"]
+        ```
         """
         for layer in self.sampling_layers:
             layer.set_deterministic(deterministic)
 
     def encode(self, x, deterministic=False, batch_size=None):
-        """Encodes `x`; returns numpy `(z, mu, logvar)`.
+        """Encodes `x` in batches.
 
-        With `deterministic=True`, `z` is `mu`.
+        Args:
+            x: Input images (numpy array or dataset).
+            deterministic: If `True`, `z` is `mu` (no sampling).
+            batch_size: Prediction batch size.
+
+        Returns:
+            Tuple of numpy arrays `(z, mu, logvar)`.
         """
         out = self.predict(x, batch_size=batch_size, verbose=0)
         z = out["mu"] if deterministic else out["z"]
         return z, out["mu"], out["logvar"]
 
     def decode(self, z, batch_size=None):
-        """Decodes latent points `z`; returns numpy `x_hat`."""
+        """Decodes latent points.
+
+        Args:
+            z: Array `(n, z_dim)` of latent points.
+            batch_size: Prediction batch size.
+
+        Returns:
+            numpy array of decoded images (probabilities, also with
+            `from_logits=True`).
+        """
         x_hat = self.decoder.predict(z, batch_size=batch_size, verbose=0)
         if self.from_logits:
             x_hat = 1.0 / (1.0 + np.exp(-x_hat))
         return x_hat
 
     def reconstruct(self, x, batch_size=None):
-        """Deterministic reconstruction (`z == mu`) of `x` as numpy.
+        """Deterministic reconstruction (`z == mu`) of `x`.
 
-        The sampling switches are restored afterwards.
+        The sampling switches are set for the call and restored afterwards.
+
+        Args:
+            x: Input images.
+            batch_size: Prediction batch size.
+
+        Returns:
+            numpy array of reconstructions (probabilities).
         """
         saved = [
             (layer, ops.convert_to_numpy(layer.eps_factor))
@@ -345,8 +438,6 @@ class VAEModel(keras.Model):
         finally:
             for layer, value in saved:
                 layer.eps_factor.assign(value)
-        if self.from_logits:
-            x_hat = 1.0 / (1.0 + np.exp(-x_hat))
         return x_hat
 
     def latent_dim(self):
@@ -413,7 +504,18 @@ class VAEModel(keras.Model):
 
 
 def latent_points(n, z_dim, seed=None, distribution="normal", limit=3.0):
-    """Draws `n` float32 latent points from N(0, I) or U[-limit, limit]."""
+    """Draws `n` float32 latent points from N(0, I) or U[-limit, limit].
+
+    Args:
+        n: Number of points.
+        z_dim: Latent size.
+        seed: Seed of the numpy generator (same seed, same points).
+        distribution: `"normal"` or `"uniform"`.
+        limit: Half-width of the uniform box.
+
+    Returns:
+        float32 numpy array `(n, z_dim)`.
+    """
     rng = np.random.default_rng(seed)
     if distribution == "normal":
         z = rng.standard_normal((n, z_dim))
