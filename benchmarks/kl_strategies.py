@@ -35,8 +35,8 @@ and two baselines:
 
 Opt-in (`--variants ...,train_step_2out`): `train_step_2out`, `VAEModel` on
 a two-output `[mu, logvar]` encoder (it samples `z` itself), i.e. without
-the builder encoder's `KLDivergenceLayer`, whose work `VAEModel` computes
-and then discards: it measures what that layer costs `train_step`.
+the builder encoder's `KLDivergenceLayer` (which skips its work while
+`VAEModel` runs it): it checks that the layer costs `train_step` nothing.
 
 Parts (all by default, pick with `--parts`):
 

@@ -55,7 +55,8 @@ def main(argv=None):
     parser.add_argument("--beta", type=float, default=1.0)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--max-images", type=int, default=None)
+    parser.add_argument("--max-images", type=int, default=None,
+                        help="decode only the first N files (sorted by name)")
     parser.add_argument("--cache", default=None, help="cache file for the images")
     parser.add_argument("--sharpen", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=0)
@@ -73,9 +74,7 @@ def main(argv=None):
 
     t0 = time.time()
     images = load_image_folder(args.folder, size=(args.size, args.size),
-                               cache=args.cache)
-    if args.max_images:
-        images = images[:args.max_images]
+                               cache=args.cache, max_images=args.max_images)
     n_val = max(1, min(len(images) // 10, 512))
     train, val = images[n_val:], images[:n_val]
     if len(train) == 0:

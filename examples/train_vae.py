@@ -1,7 +1,8 @@
 """Main demo: train a conv VAE on the built-in shapes set.
 
 Builds an encoder/decoder with `build_conv_encoder_decoder`, trains a
-`VAEModel` on procedurally generated sprites (no download) with the
+`VAEModel` on procedurally generated sprites (no download; `--dataset
+mnist` or `fashion_mnist` with `--size 32` for those, online) with the
 package's callbacks, and writes into `runs/<name>/`:
 
 * `samples/samples_epochNNNN.png`  - the same 32 latent points decoded after
@@ -19,7 +20,9 @@ Run:  python examples/train_vae.py [--epochs 10] [--name demo]
 """
 
 import argparse
+import json
 import os
+import shutil
 import sys
 import time
 
@@ -38,7 +41,7 @@ from keras_vae_layers.callbacks import LatentStatisticsLogger  # noqa: E402
 from keras_vae_layers.callbacks import SampleGridLogger  # noqa: E402
 from keras_vae_layers.callbacks import VAECheckpoint  # noqa: E402
 from keras_vae_layers.callbacks import restore_latest  # noqa: E402
-from keras_vae_layers.datasets import load_shapes  # noqa: E402
+from keras_vae_layers.datasets import load_dataset  # noqa: E402
 from keras_vae_layers.images import save_grid  # noqa: E402
 
 
@@ -57,10 +60,25 @@ def build_vae(size, z_dim, beta, intermediate_dim, seed):
     return vae
 
 
+def merged_history(metrics_path, initial_epoch, history):
+    """This run's history, preceded by the epochs a resumed run already
+    recorded in `metrics.json` (so a resume does not lose them)."""
+    previous = {}
+    if initial_epoch and os.path.isfile(metrics_path):
+        with open(metrics_path, encoding="utf-8") as f:
+            previous = json.load(f).get("history", {})
+    return {k: list(previous.get(k, []))[:initial_epoch]
+            + [float(v) for v in vals] for k, vals in history.items()}
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--name", default="demo", help="run name: runs/<name>")
     parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument("--dataset", default="shapes",
+                        help="shapes (built-in, default), mnist or "
+                             "fashion_mnist (need network access once; "
+                             "use --size 32)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--n", type=int, default=8000, help="number of images")
     parser.add_argument("--size", type=int, default=32,
@@ -75,7 +93,8 @@ def parse_args(argv):
     parser.add_argument("--sharpen", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fresh", action="store_true",
-                        help="ignore existing checkpoints instead of resuming")
+                        help="delete this run's checkpoints and start over "
+                             "instead of resuming")
     args = parser.parse_args(argv)
     if args.size % 8 or args.size < 8:
         parser.error(f"--size must be a positive multiple of 8, got {args.size}")
@@ -96,20 +115,30 @@ def main(argv=None):
     keras.utils.set_random_seed(args.seed)
     t0 = time.time()
 
-    images, _ = load_shapes(args.n, size=args.size, seed=args.seed)
+    try:
+        images, _ = load_dataset(args.dataset, n=args.n, size=args.size,
+                                 seed=args.seed)
+    except ValueError as err:
+        sys.exit(f"error: {err}")
     x = images.astype("float32") / 255.0
     n_val = max(10, len(x) // 10)
     x_train, x_val = x[n_val:], x[:n_val]
-    print(f"data: {len(x_train)} train / {n_val} validation shapes of "
+    print(f"data ({args.dataset}): {len(x_train)} train / {n_val} "
+          f"validation images of "
           f"{x.shape[1:]} ({time.time() - t0:.1f}s)")
 
     vae = build_vae(args.size, args.z_dim, args.beta, args.intermediate_dim,
                     args.seed)
-    initial_epoch = 0 if args.fresh else restore_latest(vae, ckpt_dir)
+    if args.fresh and os.path.isdir(ckpt_dir):
+        shutil.rmtree(ckpt_dir)  # a new run must not inherit the old "best"
+    initial_epoch = restore_latest(vae, ckpt_dir)
     if initial_epoch >= args.epochs:
-        print(f"checkpoints in {ckpt_dir} already reach epoch "
-              f"{initial_epoch}; pass --fresh or a larger --epochs")
-    elif initial_epoch:
+        # Nothing to train: leave the finished run's outputs as they are.
+        print(f"the checkpoints in {ckpt_dir} already reach epoch "
+              f"{initial_epoch} >= --epochs {args.epochs}; nothing to do. "
+              "Pass a larger --epochs to continue or --fresh to start over.")
+        return {}
+    if initial_epoch:
         print(f"resuming from the checkpoint of epoch {initial_epoch}")
     print(f"encoder {vae.encoder.count_params():,} parameters, decoder "
           f"{vae.decoder.count_params():,}")
@@ -126,7 +155,7 @@ def main(argv=None):
         VAECheckpoint(ckpt_dir, monitor="val_neg_elbo", keep_last=2),
     ]
     hist = vae.fit(x_train, validation_data=(x_val,), epochs=args.epochs,
-                   initial_epoch=min(initial_epoch, args.epochs),
+                   initial_epoch=initial_epoch,
                    batch_size=args.batch_size, callbacks=callbacks, verbose=2)
 
     written = {"samples per epoch": os.path.join(out_dir, "samples"),
@@ -155,12 +184,12 @@ def main(argv=None):
     write_json_atomic(written["metrics"], {
         "args": vars(args),
         "initial_epoch": initial_epoch,
-        "history": {k: [float(v) for v in vals]
-                    for k, vals in hist.history.items()},
+        "history": merged_history(written["metrics"], initial_epoch,
+                                  hist.history),
         "latent_statistics": diagnostics.summary(stats),
     })
 
-    last = {k: v[-1] for k, v in hist.history.items()} if hist.history else {}
+    last = {k: v[-1] for k, v in hist.history.items()}
     if last:
         print(f"final: val_neg_elbo {last['val_neg_elbo']:.1f}, val_reco_loss "
               f"{last['val_reco_loss']:.1f}, val_kl_loss "

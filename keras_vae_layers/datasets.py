@@ -37,6 +37,8 @@ __all__ = [
     "render_shapes",
     "load_mnist",
     "load_fashion_mnist",
+    "load_dataset",
+    "DATASET_NAMES",
     "load_image_folder",
     "make_image_dataset",
 ]
@@ -494,6 +496,59 @@ def load_fashion_mnist(dtype="uint8"):
 # Image folders
 # ---------------------------------------------------------------------------
 
+DATASET_NAMES = ("shapes", "mnist", "fashion_mnist")
+"""Names `load_dataset` accepts."""
+
+
+def load_dataset(name, n=None, size=None, seed=0, dtype="uint8"):
+    """Loads a training set by name, for scripts with a `--dataset` option.
+
+    Args:
+        name: `"shapes"` (built-in, procedural, offline), `"mnist"` or
+            `"fashion_mnist"` (Keras' loaders; need network access once).
+        n: Number of images (`None`: 10,000 shapes, or the whole training
+            split).
+        size: Image size. Shapes: any size >= 8 (default 64). MNIST and
+            Fashion-MNIST: 28 (native) or 32 (zero-padded by 2 pixels on
+            each side, so stride-2 conv stacks divide evenly).
+        seed: Seed for the shapes set.
+        dtype: `"uint8"` or `"float32"` (scaled to [0, 1]).
+
+    Returns:
+        `(images, labels)`: images `(n, size, size, 1)`; labels are the class
+        ids for MNIST-style sets and the factor dict for shapes.
+
+    Example:
+
+    >>> images, factors = load_dataset("shapes", n=1000, size=32)
+    """
+    owner = "load_dataset"
+    if name not in DATASET_NAMES:
+        raise ValueError(
+            f"{owner}: unknown dataset name {name!r}; expected one of "
+            f"{', '.join(repr(d) for d in DATASET_NAMES)} (or load your own "
+            "images with load_image_folder)."
+        )
+    if n is not None:
+        n = check_positive_int(n, "n", owner)
+    if name == "shapes":
+        return load_shapes(10_000 if n is None else n,
+                           size=64 if size is None else size, seed=seed,
+                           dtype=dtype)
+    if size not in (None, 28, 32):
+        raise ValueError(
+            f"{owner}: {name} images are 28x28; `size` must be 28 or 32 "
+            f"(zero-padded), received {size!r}."
+        )
+    loader = load_mnist if name == "mnist" else load_fashion_mnist
+    (x, y), _ = loader(dtype=dtype)
+    if n is not None:
+        x, y = x[:n], y[:n]
+    if size == 32:
+        x = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
+    return x, y
+
+
 _CACHE_FORMAT = 1
 
 
@@ -562,9 +617,12 @@ def _load_one(file, size, crop, mode):
     return arr
 
 
-def _cache_meta(size, crop, color_mode):
-    return {"format": _CACHE_FORMAT, "size": list(size), "crop": crop,
+def _cache_meta(size, crop, color_mode, max_images=None):
+    meta = {"format": _CACHE_FORMAT, "size": list(size), "crop": crop,
             "color_mode": color_mode}
+    if max_images is not None:
+        meta["max_images"] = max_images
+    return meta
 
 
 def _read_cache(cache, meta, owner):
@@ -616,7 +674,7 @@ def _log(message):
 def load_image_folder(path, size=(96, 96), crop="center", color_mode="rgb",
                       cache=None, recursive=False, verbose=True,
                       extensions=IMAGE_EXTENSIONS, num_workers=None,
-                      progress_every=5000):
+                      progress_every=5000, max_images=None):
     """Loads a folder of images into one `uint8` array (e.g. CelebA).
 
     Each image is centre-cropped to the aspect ratio of `size` (a square for
@@ -645,6 +703,10 @@ def load_image_folder(path, size=(96, 96), crop="center", color_mode="rgb",
         num_workers: Decoding threads (Pillow releases the GIL while it
             decodes and resizes). Defaults to the CPU count, at most 8.
         progress_every: Print a progress line every this many files.
+        max_images: Optional limit: only the first `max_images` files (in
+            sorted name order) are decoded, so a subset of a large folder
+            loads in proportion to its size. Unreadable files among them are
+            skipped, so fewer images may come back. Part of the cache key.
 
     Returns:
         `uint8` array of shape `(n, height, width, channels)`, images in
@@ -674,10 +736,12 @@ def load_image_folder(path, size=(96, 96), crop="center", color_mode="rgb",
     num_workers = check_positive_int(num_workers, "num_workers", owner)
     progress_every = check_positive_int(progress_every, "progress_every",
                                         owner)
+    if max_images is not None:
+        max_images = check_positive_int(max_images, "max_images", owner)
     if cache is not None:
         cache = os.fspath(cache)
 
-    meta = _cache_meta(size, crop, color_mode)
+    meta = _cache_meta(size, crop, color_mode, max_images)
     if cache is not None:
         cached = _read_cache(cache, meta, owner)
         if isinstance(cached, np.ndarray):
@@ -696,6 +760,8 @@ def load_image_folder(path, size=(96, 96), crop="center", color_mode="rgb",
     if not os.path.isdir(path):
         raise ValueError(f"{owner}: `path` {path!r} is not a folder.")
     files = _list_image_files(path, recursive, extensions)
+    if max_images is not None:
+        files = files[:max_images]
     if not files:
         raise ValueError(
             f"{owner}: no image files in {path!r} (looked for extensions "

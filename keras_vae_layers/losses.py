@@ -161,8 +161,16 @@ def negative_elbo(x, x_hat, mu, logvar, kind="bce", reduction="sum",
     Unlike the training total, this value is comparable between models
     trained with different `beta`, so use it to select models.
 
+    Args:
+        x, x_hat, kind, reduction, from_logits: As in `reconstruction_loss`.
+        mu, logvar: As in `kl_divergence`.
+
     Returns:
         float32 tensor of shape `(batch,)`.
+
+    Example:
+
+    >>> nelbo = negative_elbo(x, vae(x), mu, logvar)   # (batch,)
     """
     reco = reconstruction_loss(x, x_hat, kind, reduction, from_logits)
     return reco + kl_divergence(mu, logvar)
@@ -217,7 +225,20 @@ def fact_to_beta(fact, data_shape):
 
 
 def beta_to_fact(beta, data_shape):
-    """Inverse of `fact_to_beta`: `fact = beta / D`."""
+    """Inverse of `fact_to_beta`: `fact = beta / D`.
+
+    Args:
+        beta: KL weight used with per-sample-sum reconstruction.
+        data_shape: Shape of one sample, without the batch axis.
+
+    Returns:
+        The equivalent `fact` for `reduction="mean"`, as a float.
+
+    Example:
+
+    >>> round(beta_to_fact(0.0784, (28, 28, 1)), 10)
+    0.0001
+    """
     beta = check_finite_number(beta, "beta", "beta_to_fact", minimum=0.0)
     return beta / _num_elements(data_shape, "beta_to_fact")
 

@@ -594,3 +594,43 @@ def test_dataset_validation(images, kwargs, fragment):
     with pytest.raises(ValueError, match="make_image_dataset") as info:
         make_image_dataset(images, **kwargs)
     assert fragment in str(info.value)
+
+
+def test_load_dataset_by_name_and_unknown_names(monkeypatch):
+    from keras_vae_layers.datasets import load_dataset
+
+    images, factors = load_dataset("shapes", n=12, size=16, seed=3)
+    assert images.shape == (12, 16, 16, 1) and images.dtype == np.uint8
+    np.testing.assert_array_equal(images, datasets.load_shapes(12, size=16, seed=3)[0])
+    with pytest.raises(ValueError, match="unknown dataset name 'cifar10'; expected one of 'shapes', 'mnist', 'fashion_mnist'"):
+        load_dataset("cifar10")
+    with pytest.raises(ValueError, match="`size` must be 28 or 32"):
+        load_dataset("mnist", size=64)
+
+    fake = (np.full((5, 28, 28), 7, np.uint8), np.arange(5))
+    monkeypatch.setattr(keras.datasets.mnist, "load_data",
+                        lambda: (fake, fake))
+    x, y = load_dataset("mnist", n=3, size=32)
+    assert x.shape == (3, 32, 32, 1)
+    assert x[:, :2].max() == 0 and x[:, 2:30, 2:30].min() == 7  # padded
+    np.testing.assert_array_equal(y, [0, 1, 2])
+
+
+def test_image_folder_max_images_decodes_only_a_prefix(tmp_path):
+    from PIL import Image
+
+    for i in range(6):
+        Image.fromarray(np.full((10, 10, 3), 40 * i, np.uint8)).save(
+            tmp_path / f"{i:02d}.png")
+    got = datasets.load_image_folder(tmp_path, size=(8, 8), max_images=4,
+                               verbose=False)
+    assert got.shape == (4, 8, 8, 3)
+    assert [int(img.mean()) for img in got] == [0, 40, 80, 120]
+    cache = tmp_path / "c.npz"
+    datasets.load_image_folder(tmp_path, size=(8, 8), max_images=2, cache=cache,
+                         verbose=False)
+    # a different limit is a different cache key: not served the 2 images
+    assert len(datasets.load_image_folder(tmp_path, size=(8, 8), cache=cache,
+                                    verbose=False)) == 6
+    with pytest.raises(ValueError, match="`max_images` must be an integer >= 1"):
+        datasets.load_image_folder(tmp_path, max_images=0)

@@ -88,8 +88,25 @@ def test_train_vae_demo_writes_everything_and_resumes(tmp_path):
     with open(written["metrics"]) as f:
         metrics = json.load(f)
     assert metrics["initial_epoch"] == 2
-    assert len(metrics["history"]["loss"]) == 1
+    assert len(metrics["history"]["loss"]) == 3  # 2 recorded + 1 new epoch
+    assert metrics["history"]["beta"] == [0.0, 1.0, 1.0]
     assert os.path.isfile(run / "samples" / "samples_epoch0003.png")
+
+    # Rerunning a finished run changes nothing; --fresh starts over.
+    before = os.path.getmtime(written["metrics"])
+    assert module.main(common + ["--epochs", "3"]) == {}
+    assert os.path.getmtime(written["metrics"]) == before
+    written = module.main(common + ["--epochs", "1", "--fresh"])
+    with open(written["metrics"]) as f:
+        assert json.load(f)["initial_epoch"] == 0
+    assert not any(name.startswith("ckpt-epoch0003")
+                   for name in os.listdir(run / "checkpoints"))
+
+
+def test_train_vae_unknown_dataset_is_a_clear_error(tmp_path, capsys):
+    module = load_example("train_vae")
+    with pytest.raises(SystemExit, match="unknown dataset name 'cifar'.*'shapes', 'mnist', 'fashion_mnist'"):
+        module.main(["--runs-dir", str(tmp_path), "--dataset", "cifar"])
 
 
 def test_inference_switch_example(tmp_path):

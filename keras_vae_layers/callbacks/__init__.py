@@ -15,6 +15,9 @@ from keras_vae_layers.callbacks.predict_cache import PredictCacheRefresh
 from keras_vae_layers.callbacks.predict_cache import refresh_predict_cache
 from keras_vae_layers.callbacks.sample_grid import SampleGridLogger
 
+from keras_vae_layers.callbacks.sample_grid import write_reconstruction_grid
+from keras_vae_layers.callbacks.sample_grid import write_sample_grid
+
 __all__ = [
     "KLAnnealing",
     "LatentStatisticsLogger",
@@ -29,4 +32,6 @@ __all__ = [
     "refresh_predict_cache",
     "restore_best",
     "restore_latest",
+    "write_reconstruction_grid",
+    "write_sample_grid",
 ]
