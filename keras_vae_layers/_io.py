@@ -34,6 +34,11 @@ def atomic_path(path, suffix=None):
         # mkstemp creates 0600 files; give the result the permissions an
         # ordinary open() would (0666 minus the umask).
         os.chmod(tmp, 0o666 & ~_umask())
+        # Writers such as h5py close without fsync; flush the data to disk
+        # before the rename so a power loss cannot leave the new name
+        # pointing at unwritten blocks.
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
