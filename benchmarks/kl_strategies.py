@@ -859,7 +859,7 @@ def markdown_report(report):
         f"- date: {meta['date']}",
         f"- machine: {meta['machine']}, {meta['cpu_count']} CPUs, "
         f"devices: {', '.join(meta['devices'])}",
-        f"- versions: " + ", ".join(f"{k} {v}" for k, v in
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in
                                     meta["versions"].items()),
         f"- flags: `{json.dumps(meta['flags'], sort_keys=True)}`",
         f"- load average (1 min) at start / end: {meta['loadavg_start']} / "

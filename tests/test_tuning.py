@@ -335,11 +335,10 @@ def test_hyperband_completes_and_resumes_from_checkpoints(data, tmp_path):
 
 
 def test_bayesian_optimization_completes(data, tmp_path):
-    # keras-tuner's BayesianOptimization imports scipy and scikit-learn.
+    # keras-tuner's BayesianOptimization imports scipy and scikit-learn;
+    # the package depends on keras-tuner[bayesian], so they must be there.
     for module in ("scipy", "sklearn"):
-        if importlib.util.find_spec(module) is None:
-            pytest.skip(f"BayesianOptimization needs {module} "
-                        "(pip install keras-tuner[bayesian])")
+        assert importlib.util.find_spec(module) is not None, module
     hypermodel = _hypermodel(learning_rate=(1e-3, 1e-2))
     tuner = kt.BayesianOptimization(
         hypermodel, objective=hypermodel.objective, max_trials=2,
