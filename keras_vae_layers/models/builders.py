@@ -410,10 +410,10 @@ def _decoder_shape_message(output_shape, input_shape, pre_flatten_shape,
     else:
         advice = (
             "input_shape is not a whole multiple of the pre-flatten size, "
-            f"so no decoder_strides can reproduce it. Change encoder_strides "
-            f"or input_shape so that each encoder stride divides the spatial "
-            f"size (e.g. 28 -> 14 -> 7 with strides 2, 2); the same strides "
-            f"in decoder_strides then mirror it exactly."
+            "so no decoder_strides can reproduce it. Change encoder_strides "
+            "or input_shape so that each encoder stride divides the spatial "
+            "size (e.g. 28 -> 14 -> 7 with strides 2, 2); the same strides "
+            "in decoder_strides then mirror it exactly."
         )
     return (
         f"{_OWNER}: the decoder output shape {output_shape} does not match "
