@@ -29,6 +29,8 @@ import numpy as np  # noqa: E402
 from keras_vae_layers import VAEModel  # noqa: E402
 from keras_vae_layers import build_conv_encoder_decoder  # noqa: E402
 from keras_vae_layers._io import atomic_path  # noqa: E402
+from keras_vae_layers._io import history_as_floats  # noqa: E402
+from keras_vae_layers._io import print_outputs  # noqa: E402
 from keras_vae_layers._io import write_json_atomic  # noqa: E402
 from keras_vae_layers.datasets import load_image_folder  # noqa: E402
 from keras_vae_layers.datasets import make_image_dataset  # noqa: E402
@@ -122,12 +124,9 @@ def main(argv=None):
     written["metrics"] = os.path.join(out_dir, "metrics.json")
     write_json_atomic(written["metrics"], {
         "args": {k: v for k, v in vars(args).items()},
-        "history": {k: [float(v) for v in vals]
-                    for k, vals in hist.history.items()},
+        "history": history_as_floats(hist.history),
     })
-    print(f"done in {time.time() - t0:.1f}s")
-    for what, path in written.items():
-        print(f"  {what:22s} {path}")
+    print_outputs(written, time.time() - t0, out_dir)
     return written
 
 

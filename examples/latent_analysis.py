@@ -66,6 +66,7 @@ from keras_vae_layers import VAEModel  # noqa: E402
 from keras_vae_layers import build_conv_encoder_decoder  # noqa: E402
 from keras_vae_layers import diagnostics  # noqa: E402
 from keras_vae_layers import losses  # noqa: E402
+from keras_vae_layers._io import print_outputs  # noqa: E402
 from keras_vae_layers._io import write_json_atomic  # noqa: E402
 from keras_vae_layers.datasets import load_shapes  # noqa: E402
 from keras_vae_layers.images import save_grid  # noqa: E402
@@ -373,9 +374,7 @@ def main(argv=None):
     print("\n".join(lines))
     print("expected behaviour (tiny-beta VAE ~ AE, normal VAE not): "
           f"{'yes' if ok else 'NO'}")
-    print(f"done in {time.time() - t0:.0f}s; outputs in {out_dir}/:")
-    for what, path in written.items():
-        print(f"  {what:22s} {path}")
+    print_outputs(written, time.time() - t0, out_dir)
     return written
 
 

@@ -35,6 +35,8 @@ from keras_vae_layers import VAEModel  # noqa: E402
 from keras_vae_layers import build_conv_encoder_decoder  # noqa: E402
 from keras_vae_layers import diagnostics  # noqa: E402
 from keras_vae_layers._io import atomic_path  # noqa: E402
+from keras_vae_layers._io import history_as_floats  # noqa: E402
+from keras_vae_layers._io import print_outputs  # noqa: E402
 from keras_vae_layers._io import write_json_atomic  # noqa: E402
 from keras_vae_layers.callbacks import KLAnnealing  # noqa: E402
 from keras_vae_layers.callbacks import LatentStatisticsLogger  # noqa: E402
@@ -67,8 +69,8 @@ def merged_history(metrics_path, initial_epoch, history):
     if initial_epoch and os.path.isfile(metrics_path):
         with open(metrics_path, encoding="utf-8") as f:
             previous = json.load(f).get("history", {})
-    return {k: list(previous.get(k, []))[:initial_epoch]
-            + [float(v) for v in vals] for k, vals in history.items()}
+    return {k: list(previous.get(k, []))[:initial_epoch] + vals
+            for k, vals in history_as_floats(history).items()}
 
 
 def parse_args(argv):
@@ -195,9 +197,7 @@ def main(argv=None):
               f"{last['val_reco_loss']:.1f}, val_kl_loss "
               f"{last['val_kl_loss']:.2f}, active units "
               f"{int(last.get('latent_active_units', 0))}/{args.z_dim}")
-    print(f"done in {time.time() - t0:.0f}s; outputs in {out_dir}/:")
-    for what, path in written.items():
-        print(f"  {what:18s} {path}")
+    print_outputs(written, time.time() - t0, out_dir)
     return written
 
 

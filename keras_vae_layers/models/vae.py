@@ -165,7 +165,8 @@ class VAEModel(keras.Model):
 
     @property
     def kl_layers(self):
-        """The `KLDivergenceLayer`s inside the encoder (their term is ours)."""
+        """The `KLDivergenceLayer`s inside the encoder (silenced while the
+        model runs them: the model adds `beta * kl` itself)."""
         return [
             layer for layer in self.encoder._flatten_layers(include_self=True)
             if isinstance(layer, KLDivergenceLayer)
@@ -268,12 +269,9 @@ class VAEModel(keras.Model):
     # ------------------------------------------------------------ the terms
 
     def _extra_losses(self):
-        """Losses added by sub-layers (regularizers), minus the KL layers'."""
-        kl_ids = {id(loss) for layer in self.kl_layers for loss in layer.losses}
-        extra = [
-            ops.cast(ops.sum(loss), "float32") for loss in self.losses
-            if id(loss) not in kl_ids
-        ]
+        """Losses added by sub-layers (regularizers). The encoder's
+        KLDivergenceLayers add none here: `_forward` runs them silenced."""
+        extra = [ops.cast(ops.sum(loss), "float32") for loss in self.losses]
         if not extra:
             return None
         return ops.sum(ops.stack(extra))
