@@ -1,6 +1,6 @@
 """Encoder parameter counts with and without an intermediate Dense layer.
 
-DESIGN.md, lesson 5: in a conv VAE encoder the `Flatten -> (mu, logvar)`
+docs/design.md, "The encoder bottleneck": in a conv VAE encoder the `Flatten -> (mu, logvar)`
 heads dominate the parameter count. `build_conv_encoder_decoder(...,
 intermediate_dim=k)` puts a `Dense(k)` between `Flatten` and the two heads.
 This script counts, for each `z_dim` and each `intermediate_dim` (`None` =
@@ -176,7 +176,7 @@ def markdown_table(result):
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description="Count conv VAE encoder parameters with and without an "
-                    "intermediate Dense layer (DESIGN.md lesson 5)."
+                    "intermediate Dense layer (see docs/design.md)."
     )
     parser.add_argument("--input-shape", default="96x96x3",
                         help="HxWxC (default 96x96x3)")

@@ -1,6 +1,6 @@
 """Cost of switching sampling on/off at inference time, three ways.
 
-DESIGN.md, lesson 4: a Python attribute read in `call()` is frozen into the
+docs/design.md, "Inference-time switches live in variables": a Python attribute read in `call()` is frozen into the
 traced `predict()` graph. Three ways to switch sampling off (`z = mu`) after
 a first `predict()` are measured on the same conv VAE:
 
@@ -282,7 +282,7 @@ def markdown_table(results):
     lines.append(
         "Python-attribute switch with no refresh honoured by `predict()`: "
         + ", ".join(f"{s}: {'yes' if v else 'no'}" for s, v in stale.items())
-        + " (the pitfall of DESIGN.md lesson 4)."
+        + " (the stale-graph pitfall, see docs/design.md)."
     )
     return "\n".join(lines) + "\n"
 
@@ -294,7 +294,7 @@ def main(argv=None):
 
     parser = argparse.ArgumentParser(
         description="Time switching VAE sampling on/off at inference time "
-                    "(DESIGN.md lesson 4)."
+                    "(see docs/design.md)."
     )
     parser.add_argument("--shape", default="digits",
                         choices=sorted(kl_strategies.SHAPES))

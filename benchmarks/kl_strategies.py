@@ -2,7 +2,8 @@
 
 Builds the **same** conv VAE (one `build_conv_encoder_decoder` call; every
 variant gets a fresh copy of its layers with the same initial weights) in
-each of these ways (DESIGN.md, lesson 2):
+each of these ways (docs/design.md, "Four ways to add the KL term, and what
+they cost"):
 
 * `kl_layer`     -- `KLDivergenceLayer` inside the encoder (`add_loss` in
   `call`), functional model compiled with `ReconstructionLoss("bce")`.
@@ -511,7 +512,8 @@ def loss_and_grads(variant, x, loss_fn=None):
     The traced function is kept on the variant and reused, so the
     deterministic and the stochastic check share one trace -- except for
     the reference, whose Python-attribute switch needs a fresh trace (the
-    very pitfall of DESIGN.md lesson 4).
+    very pitfall of docs/design.md, "Inference-time switches live in
+    variables").
     """
     model = variant.model
     weights = model.trainable_weights

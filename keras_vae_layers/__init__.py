@@ -1,4 +1,13 @@
-"""keras_vae_layers: drop-in Keras 3 parts for Variational Autoencoders."""
+"""keras_vae_layers: drop-in Keras 3 parts for Variational Autoencoders.
+
+The layers, losses, `VAEModel` and the builder are imported with the
+package. The sub-packages `callbacks`, `diagnostics` and `tuning` load on
+first attribute access (`kvl.callbacks.VAECheckpoint`), the way
+`keras.callbacks` is reached from `keras`: `tuning` imports keras-tuner,
+which a user who never tunes should not pay for at import time.
+"""
+
+import importlib
 
 from keras_vae_layers import datasets
 from keras_vae_layers import images
@@ -16,8 +25,13 @@ from keras_vae_layers.losses import vae_loss_terms
 from keras_vae_layers.models import VAEModel
 from keras_vae_layers.models import build_conv_encoder_decoder
 
+_LAZY_SUBMODULES = ("callbacks", "diagnostics", "tuning")
+
 __all__ = [
     "__version__",
+    "callbacks",
+    "diagnostics",
+    "tuning",
     "KLDivergenceLayer",
     "SamplingLayer",
     "VAEModel",
@@ -33,3 +47,17 @@ __all__ = [
     "beta_to_fact",
     "vae_loss_terms",
 ]
+
+
+def __getattr__(name):
+    # PEP 562: import a sub-package the first time it is reached as an
+    # attribute; afterwards it is an ordinary module attribute.
+    if name in _LAZY_SUBMODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES))

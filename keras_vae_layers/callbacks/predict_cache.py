@@ -4,9 +4,9 @@ Keras traces `predict_step` into a graph on the first `predict()` and keeps
 that function. A layer whose `call()` reads a plain Python attribute (a
 float, a bool, a string mode) has that value frozen into the graph: setting
 the attribute afterwards changes nothing until the function is rebuilt with
-`model.make_predict_function(force=True)` (DESIGN.md, lesson 4). The
-package's own switches are variables and need none of this; the helpers
-here are for user layers with Python state.
+`model.make_predict_function(force=True)` (docs/design.md, "Inference-time
+switches live in variables"). The package's own switches are variables and
+need none of this; the helpers here are for user layers with Python state.
 
 In `predict()` and `evaluate()` Keras 3 builds (or reuses) the function
 *before* calling `on_predict_begin`/`on_test_begin`, and reads

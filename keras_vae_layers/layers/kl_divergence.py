@@ -100,7 +100,8 @@ class KLDivergenceLayer(keras.layers.Layer):
             )
         self.metric_name = metric_name
         # A variable, not a Python float: a Python attribute read in call()
-        # would be frozen into the traced graph (DESIGN.md, lesson 4).
+        # would be frozen into the traced graph (docs/design.md,
+        # "Inference-time switches live in variables").
         self.beta = self.add_weight(
             shape=(),
             initializer=keras.initializers.Constant(beta),
