@@ -382,3 +382,202 @@ def test_bad_from_logits_and_sampler_arguments_name_vae_model():
         VAEModel(make_encoder(), make_decoder(), from_logits="no")
     with pytest.raises(ValueError, match="^VAEModel: .*`eps_clip` must be > 0.0"):
         VAEModel(make_encoder(), make_decoder(), eps_clip=0)
+
+
+# ------------------------------------------------- training-data mistakes
+
+
+class StepCounter(keras.callbacks.Callback):
+    """Counts the training steps that ran."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+
+
+class Batches(keras.utils.PyDataset):
+    """A `keras.utils.PyDataset` over `x` (and an optional target `y`)."""
+
+    def __init__(self, x, y=None, batch_size=16):
+        super().__init__()
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __len__(self):
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def __getitem__(self, index):
+        rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        if self.y is None:
+            return self.x[rows]
+        return self.x[rows], self.y[rows]
+
+
+def as_data(kind, x, y=None, batch_size=16):
+    """`x` (and `y`) as fit() input of the given kind, dynamic batch size
+    for the dataset and the generator."""
+    import tensorflow as tf
+
+    if kind == "array":
+        return x if y is None else (x, y)
+    if kind == "dataset":
+        items = x if y is None else (x, y)
+        return (tf.data.Dataset.from_tensor_slices(items)
+                .batch(batch_size),)
+    if kind == "pydataset":
+        return (Batches(x, y, batch_size),)
+
+    def generator():
+        for start in range(0, len(x), batch_size):
+            rows = slice(start, start + batch_size)
+            yield (x[rows],) if y is None else (x[rows], y[rows])
+
+    return (generator(),)
+
+
+def fit_args(kind, x, y=None):
+    data = as_data(kind, x, y)
+    if kind == "array":
+        return (data,) if y is None else data, {"batch_size": 16}
+    return data, {}
+
+
+DATA_KINDS = ["array", "dataset", "pydataset", "generator"]
+
+
+@pytest.mark.parametrize("kind", DATA_KINDS)
+def test_unscaled_uint8_images_with_bce_raise_before_training(kind, data):
+    images = (data * 255).astype("uint8")
+    vae = VAEModel(make_encoder(), make_decoder())
+    vae.compile(optimizer="adam")
+    steps = StepCounter()
+    args, kwargs = fit_args(kind, images)
+    with pytest.raises(ValueError, match=(
+            r"target.* has integer dtype uint8, but "
+            r"reconstruction_loss='bce' needs float values in \[0, 1\].*"
+            r"1/255.*make_image_dataset")):
+        vae.fit(*args, epochs=1, verbose=0, callbacks=[steps], **kwargs)
+    assert steps.steps == 0
+
+
+@pytest.mark.parametrize("kind", ["array", "dataset", "pydataset"])
+def test_float_targets_outside_unit_interval_with_bce_raise(kind, data):
+    vae = VAEModel(make_encoder(), make_decoder())
+    vae.compile(optimizer="adam")
+    steps = StepCounter()
+    args, kwargs = fit_args(kind, data * 255.0)
+    with pytest.raises(ValueError, match=(
+            r"needs targets in \[0, 1\], but the first batch of the training "
+            r"data \(`x`, the target\) has values in \[0, 255\].*1/255")):
+        vae.fit(*args, epochs=1, verbose=0, callbacks=[steps], **kwargs)
+    # Denoising: the explicit target `y` is what must lie in [0, 1].
+    args, kwargs = fit_args(kind, data, data - 0.5)
+    with pytest.raises(ValueError, match=(
+            r"the target `y`\) has values in \[-0.5, 0.5\]")):
+        vae.fit(*args, epochs=1, verbose=0, callbacks=[steps], **kwargs)
+    assert steps.steps == 0
+    with pytest.raises(ValueError, match=r"first batch of the evaluation "
+                                         r"data .* values in \[0, 255\]"):
+        vae.evaluate(*fit_args(kind, data * 255.0)[0], verbose=0)
+
+
+def test_bce_accepts_integer_inputs_with_a_float_target(data):
+    # An encoder that rescales its uint8 input itself is fine: the check is
+    # on the target.
+    x = keras.Input((DIM,), dtype="uint8")
+    h = keras.layers.Rescaling(1 / 255)(x)
+    mu = keras.layers.Dense(LATENT)(h)
+    encoder = keras.Model(x, [mu, keras.layers.Dense(LATENT)(h)])
+    vae = VAEModel(encoder, make_decoder())
+    vae.compile(optimizer="adam")
+    hist = vae.fit((data * 255).astype("uint8"), data, batch_size=16,
+                   epochs=1, verbose=0)
+    assert math.isfinite(hist.history["loss"][0])
+
+
+def test_mse_with_integer_targets_warns_and_trains(data):
+    vae = VAEModel(make_encoder(), make_decoder(), reconstruction_loss="mse")
+    vae.compile(optimizer="adam")
+    with pytest.warns(UserWarning, match=(
+            r"integer dtype uint8 with reconstruction_loss='mse'.*1/255")):
+        hist = vae.fit((data * 255).astype("uint8"), batch_size=16,
+                       epochs=1, verbose=0)
+    assert math.isfinite(hist.history["loss"][0])
+
+
+@pytest.mark.parametrize("kind", DATA_KINDS)
+@pytest.mark.parametrize("loss", ["bce", "mse"])
+def test_labels_as_targets_raise_naming_both_shapes(kind, loss, data):
+    # "generator" cannot be read ahead: it exercises the trace-time check,
+    # where Keras gives the batch dimension as None.
+    labels = np.arange(len(data)) % 10
+    vae = VAEModel(make_encoder(), make_decoder(), reconstruction_loss=loss)
+    vae.compile(optimizer="adam")
+    steps = StepCounter()
+    args, kwargs = fit_args(kind, data, labels)
+    with pytest.raises(ValueError, match=(
+            r"reconstruction target.* has shape \(None,\), but the "
+            r"reconstruction has shape \(None, 12\).*labels are not "
+            r"targets")):
+        vae.fit(*args, epochs=1, verbose=0, callbacks=[steps], **kwargs)
+    assert steps.steps == 0
+
+
+@pytest.mark.parametrize("case", [
+    "x_shape", "x_shape_subclassed", "labels", "uint8", "dataset_shape",
+    "pydataset_range",
+])
+def test_wrong_validation_data_fails_before_the_first_epoch(case, data):
+    import tensorflow as tf
+
+    encoder = SubclassedEncoder() if case == "x_shape_subclassed" \
+        else make_encoder()
+    vae = VAEModel(encoder, make_decoder())
+    vae.compile(optimizer="adam")
+    wrong = np.zeros((16, DIM + 1), "float32")
+    validation, match = {
+        "x_shape": ((wrong,), r"data of shape \(None, 13\) does not match "
+                              r"the encoder input shape \(None, 12\)"),
+        "x_shape_subclassed": ((wrong,), r"the validation data has inputs "
+                                         r"of shape \(None, 13\), but the "
+                                         r"model takes inputs of shape "
+                                         r"\(None, 12\)"),
+        "labels": ((data, np.zeros(len(data))),
+                   r"target of the validation data has shape \(None,\)"),
+        "uint8": (((data * 255).astype("uint8"),),
+                  r"target of the validation data has integer dtype uint8"),
+        "dataset_shape": (tf.data.Dataset.from_tensor_slices(wrong).batch(8),
+                          r"data of shape \(None, 13\)"),
+        "pydataset_range": (Batches(data * 2.0),
+                            r"first batch of the validation data .*values "
+                            r"in \[0, 2\]"),
+    }[case]
+    steps = StepCounter()
+    with pytest.raises(ValueError, match=match):
+        vae.fit(data, batch_size=16, epochs=1, verbose=0,
+                validation_data=validation, callbacks=[steps])
+    assert steps.steps == 0
+
+
+def test_first_batch_checks_do_not_consume_the_data(data):
+    import tensorflow as tf
+
+    reads = []
+
+    def generator():
+        for start in range(0, len(data), 16):
+            reads.append(start)
+            yield data[start:start + 16]
+
+    ds = tf.data.Dataset.from_generator(
+        generator, output_signature=tf.TensorSpec((None, DIM), tf.float32))
+    vae = VAEModel(make_encoder(), make_decoder())
+    vae.compile(optimizer="adam")
+    steps = StepCounter()
+    vae.fit(ds, epochs=1, verbose=0, callbacks=[steps],
+            validation_data=Batches(data))
+    # The check reads one batch from a fresh iterator; training sees all 4.
+    assert steps.steps == len(data) // 16
+    assert reads == [0, 0, 16, 32, 48]

@@ -1,5 +1,8 @@
 """`VAEModel`: a Keras model with its own train/test/predict steps."""
 
+import inspect
+import warnings
+
 import keras
 import numpy as np
 from keras import ops
@@ -24,6 +27,14 @@ LOGGED_METRICS = METRIC_NAMES + ("beta",) + tuple(
 
 SAMPLE_DISTRIBUTIONS = ("normal", "uniform")
 
+_KERAS_DEFAULT_BATCH_SIZE = 32
+
+_SCALE_HINT = (
+    "Scale images by 1/255 (`x.astype('float32') / 255`) or feed uint8 "
+    "images through keras_vae_layers.datasets.make_image_dataset(), which "
+    "scales each batch to [0, 1]."
+)
+
 
 @keras.saving.register_keras_serializable(package="keras_vae_layers")
 class VAEModel(keras.Model):
@@ -47,6 +58,13 @@ class VAEModel(keras.Model):
     `ModelCheckpoint` defaults work), `total_loss`, `reco_loss`, `kl_loss`
     (unweighted), `neg_elbo` (`reco + kl`, comparable across `beta`) and
     `beta`; `val_*` versions with `validation_data`.
+
+    Data checks: the reconstruction target (`y`, else `x`) must have the
+    reconstruction's shape (labels are not targets) and, with
+    `reconstruction_loss="bce"`, a float dtype and values in [0, 1]
+    (unscaled uint8 images are the usual mistake). Dtypes and shapes are
+    checked when the step is traced; values once per `fit()`/`evaluate()`
+    call on the first batch (see `fit`). None of it adds work to a step.
 
     Args:
         encoder: A model mapping `x` to `[z, mu, logvar]` (this order), to
@@ -160,6 +178,149 @@ class VAEModel(keras.Model):
         self.compile(**config)
         if self.built:
             self.optimizer.build(self.trainable_variables)
+
+    def fit(self, *args, **kwargs):
+        """`keras.Model.fit`, after checking the first batch of the data.
+
+        Takes exactly `keras.Model.fit`'s arguments. Before training starts,
+        the first batch of the training data and of `validation_data` is
+        checked once: its shape against the model (and the target's shape
+        against the reconstruction's), and with `reconstruction_loss="bce"`
+        the target's values against [0, 1]. A mistake raises a `ValueError`
+        before the first epoch, not after it. The batch is read without
+        consuming the data: the first `batch_size` rows of arrays and
+        tensors, `dataset.take(1)` of a `tf.data.Dataset` (one extra batch
+        is produced), `dataset[0]` of a `keras.utils.PyDataset`. Python
+        generators and other one-shot iterators cannot be read ahead; for
+        them only the dtype and shape checks at trace time apply.
+
+        Returns:
+            The `History` object, as `keras.Model.fit`.
+        """
+        arguments = _bind(super().fit, args, kwargs)
+        if arguments is not None:
+            data_shape = self._check_first_batch(
+                arguments.get("x"), arguments.get("y"),
+                arguments.get("batch_size"), "training data",
+            )
+            validation = arguments.get("validation_data")
+            if validation is not None:
+                val_x, val_y, _ = keras.utils.unpack_x_y_sample_weight(
+                    validation
+                )
+                self._check_first_batch(
+                    val_x, val_y,
+                    arguments.get("validation_batch_size")
+                    or arguments.get("batch_size"),
+                    "validation data", data_shape,
+                )
+        return super().fit(*args, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        """`keras.Model.evaluate`, after checking the first batch (as `fit`).
+
+        Returns:
+            What `keras.Model.evaluate` returns.
+        """
+        # fit() calls evaluate() on its validation data after every epoch;
+        # fit() has checked that data already.
+        if not kwargs.get("_use_cached_eval_dataset"):
+            arguments = _bind(super().evaluate, args, kwargs)
+            if arguments is not None:
+                self._check_first_batch(
+                    arguments.get("x"), arguments.get("y"),
+                    arguments.get("batch_size"), "evaluation data",
+                )
+        return super().evaluate(*args, **kwargs)
+
+    # ---------------------------------------------------------- data checks
+
+    def _check_target(self, target_shape, target_dtype, reconstruction_shape,
+                      where=None, warn=True):
+        """Static checks of the reconstruction target: shape and dtype.
+
+        Python only: inside a traced step it runs while tracing and adds no
+        operation to the step. `warn=False` skips the MSE warning (the
+        trace-time check gives it once).
+        """
+        of = f" of the {where}" if where else ""
+        target_shape = tuple(target_shape)
+        reconstruction_shape = tuple(reconstruction_shape)
+        if not shapes_compatible(target_shape[1:], reconstruction_shape[1:]):
+            raise ValueError(
+                f"VAEModel: the reconstruction target{of} has shape "
+                f"{(None,) + target_shape[1:]}, but the reconstruction has "
+                f"shape {(None,) + reconstruction_shape[1:]}. The target "
+                "(`y`, or `x` when no `y` is given) must have the shape of "
+                "the reconstruction; labels are not targets: fit(x) trains "
+                "on `x` alone, fit(noisy_x, clean_x) trains a denoising VAE."
+            )
+        dtype = keras.backend.standardize_dtype(target_dtype)
+        if not dtype.startswith(("int", "uint")):
+            return
+        if self.reconstruction_loss == "bce":
+            raise ValueError(
+                f"VAEModel: the reconstruction target{of} has integer dtype "
+                f"{dtype}, but reconstruction_loss='bce' needs float values "
+                f"in [0, 1] (unscaled images?). {_SCALE_HINT} Cast binary "
+                "{0, 1} data to float32."
+            )
+        if warn:
+            warnings.warn(
+                f"VAEModel: the reconstruction target{of} has integer "
+                f"dtype {dtype} with reconstruction_loss='mse'. If these "
+                "are images in 0..255, the decoder must reproduce that "
+                f"range: {_SCALE_HINT}",
+                stacklevel=2,
+            )
+
+    def _check_first_batch(self, x, y, batch_size, where, data_shape=None):
+        """Checks the first batch of `fit`/`evaluate` data, if readable.
+
+        Args:
+            x, y, batch_size: As given to `fit`/`evaluate`.
+            where: Name of the data in error messages.
+            data_shape: Input shape the data must have (the training data's,
+                when checking `validation_data`); defaults to the shape the
+                model was built for.
+
+        Returns:
+            The batch's input shape `(None, ...)`, or `None` if the batch
+            could not be read.
+        """
+        batch = _first_batch(x, y, batch_size)
+        if batch is None:
+            return None
+        x, y = batch
+        shape = (None,) + tuple(x.shape[1:])
+        _check_data_shape(self.encoder, shape)
+        if data_shape is None and self.built:
+            data_shape = (self.get_build_config() or {}).get("input_shape")
+        if data_shape is not None and not shapes_compatible(
+            shape[1:], tuple(data_shape)[1:]
+        ):
+            raise ValueError(
+                f"VAEModel: the {where} has inputs of shape {shape}, but the "
+                "model takes inputs of shape "
+                f"{(None,) + tuple(data_shape)[1:]}."
+            )
+        target = x if y is None else y
+        # The decoder reproduces the input's shape (checked when the model
+        # is built), so the input's shape is the reconstruction's.
+        self._check_target(target.shape, target.dtype, shape, where,
+                           warn=False)
+        if self.reconstruction_loss == "bce" and target.size:
+            low, high = float(np.min(target)), float(np.max(target))
+            if not (low >= 0.0 and high <= 1.0):
+                role = "`x`, the target" if y is None else "the target `y`"
+                raise ValueError(
+                    "VAEModel: reconstruction_loss='bce' needs targets in "
+                    f"[0, 1], but the first batch of the {where} ({role}) "
+                    f"has values in [{low:g}, {high:g}]. {_SCALE_HINT} Clip "
+                    "data that overshoots [0, 1] slightly (e.g. after "
+                    "resizing)."
+                )
+        return shape
 
     # ------------------------------------------------------------ structure
 
@@ -290,9 +451,16 @@ class VAEModel(keras.Model):
         Returns:
             Dict with `total_loss`, `reco_loss`, `kl_loss`, `neg_elbo` and
             the tensors `z`, `mu`, `logvar`, `reconstruction`.
+
+        Raises:
+            ValueError: if the target's non-batch shape differs from the
+                reconstruction's, or the target is an integer tensor with
+                `reconstruction_loss="bce"` (static checks: in a traced
+                step they run once, while tracing).
         """
         target = x if target is None else target
         z, mu, logvar, x_hat = self._forward(x, training=training)
+        self._check_target(target.shape, target.dtype, x_hat.shape)
         reco = vae_losses.reconstruction_loss(
             target, x_hat, self.reconstruction_loss, self.reduction,
             self.from_logits,
@@ -520,6 +688,62 @@ def latent_points(n, z_dim, seed=None, distribution="normal", limit=3.0):
     else:
         z = rng.uniform(-limit, limit, size=(n, z_dim))
     return z.astype("float32")
+
+
+def _bind(method, args, kwargs):
+    """`method`'s arguments by name, or `None` if they do not bind (Keras
+    then raises its own error)."""
+    try:
+        return inspect.signature(method).bind(*args, **kwargs).arguments
+    except TypeError:
+        return None
+
+
+def _is_array(value):
+    shape = getattr(value, "shape", None)
+    return (
+        shape is not None and hasattr(value, "dtype")
+        and hasattr(value, "__getitem__") and len(shape) >= 1
+    )
+
+
+def _to_numpy(value):
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError, RuntimeError):
+        return ops.convert_to_numpy(value)
+
+
+def _first_batch(x, y=None, batch_size=None):
+    """The first batch `(x, y)` of `fit`/`evaluate` data as numpy arrays.
+
+    Only data that can be read ahead without being consumed is read:
+    arrays/tensors (their first `batch_size` rows), a `tf.data.Dataset`
+    (`take(1)`, recognised by duck typing) and a `keras.utils.PyDataset`
+    (`[0]`). Returns `None` for anything else (Python generators,
+    iterators, dicts of inputs) and for an empty dataset.
+    """
+    if isinstance(x, keras.utils.PyDataset):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(x[0])
+    elif callable(getattr(x, "take", None)) and hasattr(x, "element_spec"):
+        # Only a tf.data.Dataset gets here, so tensorflow is loaded already.
+        import tensorflow as tf
+
+        try:
+            # One op, no iterator: ~1 ms where next(iter(...)) takes ~40.
+            batch = x.take(1).get_single_element()
+        except tf.errors.InvalidArgumentError:
+            return None  # empty; fit() reports pipeline errors itself
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
+    elif _is_array(x):
+        n = batch_size or _KERAS_DEFAULT_BATCH_SIZE
+        x = x[:n]
+        y = y[:n] if _is_array(y) else None
+    else:
+        return None
+    if not _is_array(x):
+        return None
+    return _to_numpy(x), (_to_numpy(y) if _is_array(y) else None)
 
 
 def _weighted_mean(values, sample_weight):
