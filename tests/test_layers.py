@@ -215,6 +215,44 @@ def test_mixed_float16_losses_are_finite_float32():
     assert kl_layer.beta.dtype == "float32"
 
 
+def _sample_at_the_logvar_clip(policy):
+    keras.config.set_dtype_policy(policy)
+    mu = keras.Input((256,))
+    logvar = keras.Input((256,))
+    model = keras.Model([mu, logvar], SamplingLayer(seed=7)([mu, logvar]))
+    # logvar at its clip (20): std = exp(10) = 22026, so |eps| > 2.97
+    # exceeds float16's largest value, 65504.
+    inputs = [np.zeros((64, 256), "float32"), np.full((64, 256), 20.0,
+                                                      "float32")]
+    eager = ops.convert_to_numpy(model(inputs))
+    traced = model.predict(inputs, verbose=0)
+    return eager, traced
+
+
+def test_sampling_stays_finite_under_mixed_float16():
+    limit = float(np.finfo(np.float16).max)
+    references = _sample_at_the_logvar_clip("float32")
+    for reference in references:  # would overflow float16
+        assert (np.abs(reference) > limit).sum() > 10
+    samples = _sample_at_the_logvar_clip("mixed_float16")
+    for z, reference in zip(samples, references):
+        assert z.dtype == np.float16
+        assert np.isfinite(z).all()
+        # Same draws, saturated at the float16 range instead of inf.
+        np.testing.assert_array_equal(
+            z, np.clip(reference, -limit, limit).astype("float16"))
+
+
+def test_sampling_is_not_clipped_under_mixed_bfloat16():
+    # bfloat16 has float32's range: nothing to saturate.
+    limit = float(np.finfo(np.float16).max)
+    eager, traced = _sample_at_the_logvar_clip("mixed_bfloat16")
+    for z in (eager, traced):
+        z = z.astype("float32")
+        assert np.isfinite(z).all()
+        assert (np.abs(z) > limit).sum() > 10
+
+
 # ---------------------------------------------------------- bad input
 
 

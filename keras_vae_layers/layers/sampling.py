@@ -1,12 +1,15 @@
 """Reparameterised sampling layer with clamped epsilon and a runtime switch."""
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_vae_layers import losses as vae_losses
 from keras_vae_layers._validation import check_finite_number
 from keras_vae_layers._validation import check_mu_logvar_shapes
 from keras_vae_layers._validation import check_range
+
+_FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
 @keras.saving.register_keras_serializable(package="keras_vae_layers")
@@ -23,6 +26,12 @@ class SamplingLayer(keras.layers.Layer):
     not a Python attribute, the switch takes effect immediately, also on a
     model whose `predict()` function was already traced: no recompile and no
     `make_predict_function(force=True)`. Use `set_deterministic()`.
+
+    Mixed precision: `z` is computed in float32 and cast to the dtype of
+    `mu`. For float16 outputs it is first clipped to the float16 range
+    (+-65504): `logvar` may reach its clip (20), and `exp(10) * 5` would
+    otherwise overflow to `inf`. bfloat16 has float32's range and is not
+    clipped.
 
     Args:
         eps_clip: Positive clamp for `eps`, or `None` to disable clamping.
@@ -109,6 +118,10 @@ class SamplingLayer(keras.layers.Layer):
         if self.eps_clip is not None:
             eps = ops.clip(eps, -self.eps_clip, self.eps_clip)
         z = mu + ops.exp(0.5 * logvar) * eps * self.eps_factor
+        if keras.backend.standardize_dtype(out_dtype) == "float16":
+            # Saturate instead of overflowing to inf in the cast (a
+            # trace-time branch: float32 and bfloat16 models get no clip).
+            z = ops.clip(z, -_FLOAT16_MAX, _FLOAT16_MAX)
         return ops.cast(z, out_dtype)
 
     def compute_output_shape(self, input_shape):
