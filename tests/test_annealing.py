@@ -237,6 +237,101 @@ def test_resume_continues_the_schedule():
     assert history.history["beta"] == pytest.approx([0.5, 0.75, 1.0])
 
 
+class StepIndex(keras.callbacks.Callback):
+    """The schedule index each training step used, read back from the beta
+    `VAEModel` logs (the schedule below is `beta = index / 100`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.indices = []
+        self.epoch_starts = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_starts.append(
+            int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.indices.append(round(float(logs["beta"]) * 100))
+
+
+def index_schedule():
+    return KLAnnealing(lambda step: step / 100, per="step")
+
+
+def python_batches():
+    # A Python generator: Keras does not know the epoch length.
+    for start in range(0, len(X), 8):
+        yield (X[start:start + 8],)
+
+
+def iterations(model):
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
+def reload(vae, path):
+    vae.save_weights(path)  # optimizer state included
+    fresh = vae_model()
+    fresh(X[:2])
+    fresh.optimizer.build(fresh.trainable_variables)
+    fresh.load_weights(path)
+    assert iterations(fresh) == iterations(vae)
+    return fresh
+
+
+def test_per_step_schedule_resumes_on_data_of_unknown_length(tmp_path):
+    vae = vae_model()
+    runs = []
+    for _ in range(2):  # two fit() calls on the same model
+        runs.append(StepIndex())
+        vae.fit(python_batches(), epochs=1, verbose=0,
+                callbacks=[index_schedule(), runs[-1]])
+    fresh = reload(vae, tmp_path / "vae.weights.h5")
+    runs.append(StepIndex())
+    fresh.fit(python_batches(), epochs=1, verbose=0,
+              callbacks=[index_schedule(), runs[-1]])
+    assert runs[0].indices == [0, 1, 2, 3]
+    for run in runs:
+        # Each fit() continues at the optimizer's step count (saved with
+        # the weights), not at 0, and never skips a step within an epoch.
+        start = run.epoch_starts[0]
+        assert run.indices == list(range(start, start + 4))
+    assert runs[1].epoch_starts[0] >= 4
+    assert runs[2].epoch_starts[0] == iterations(vae) >= 8
+
+
+def test_per_step_resume_equals_an_uninterrupted_run(tmp_path):
+    import tensorflow as tf
+
+    # filter() hides the length: the dataset's cardinality is unknown.
+    ds = tf.data.Dataset.from_tensor_slices(X).filter(lambda x: True).batch(8)
+    whole = StepIndex()
+    vae_model().fit(ds, epochs=4, verbose=0, shuffle=False,
+                    callbacks=[index_schedule(), whole])
+    first, second = StepIndex(), StepIndex()
+    vae = vae_model()
+    vae.fit(ds, epochs=2, verbose=0, shuffle=False,
+            callbacks=[index_schedule(), first])
+    fresh = reload(vae, tmp_path / "vae.weights.h5")
+    fresh.fit(ds, epochs=4, initial_epoch=2, verbose=0, shuffle=False,
+              callbacks=[index_schedule(), second])
+    assert first.indices + second.indices == whole.indices
+    assert len(whole.indices) == 16
+    for epoch, start in enumerate(whole.epoch_starts):
+        assert whole.indices[4 * epoch:4 * epoch + 4] == list(
+            range(start, start + 4))
+
+
+def test_per_step_known_length_follows_the_optimizer_across_fit_calls():
+    vae = vae_model()
+    anneal = KLAnnealing("linear", warmup_steps=6, per="step", beta_max=0.6)
+    recorder = BetaRecorder(lambda: value(vae.beta))
+    for _ in range(2):  # 4 steps per epoch: steps 0-3, then 4-7
+        vae.fit(X, epochs=1, batch_size=8, verbose=0,
+                callbacks=[anneal, recorder])
+    assert recorder.batches == pytest.approx(
+        [0.6 * min(s / 6, 1.0) for s in range(8)])
+
+
 def test_functional_vae_kl_layers_are_written():
     model = functional_vae(nested=True)
     kl = find_layer(model, KLDivergenceLayer)

@@ -125,10 +125,15 @@ class KLAnnealing(CopySafeCallback):
     * or what `target` names.
 
     With `per="epoch"` the value for epoch `e` (0-based, as in `fit()`) is
-    set in `on_epoch_begin`; with `per="step"` the value for global step
-    `epoch * steps_per_epoch + batch` is set in `on_train_batch_begin`
-    (with `steps_per_execution > 1`, once per execution). Resuming with
-    `fit(initial_epoch=...)` therefore continues the schedule where it was.
+    set in `on_epoch_begin`, so `fit(initial_epoch=...)` continues the
+    schedule where it was. With `per="step"` the value for the global step
+    is set in `on_train_batch_begin` (with `steps_per_execution > 1`, once
+    per execution); the global step is the optimizer's `iterations` (read
+    once per epoch, plus the batch index within the epoch), like a Keras
+    learning-rate schedule. It is saved and restored with the optimizer's
+    state, so the schedule continues across `fit()` calls and after a
+    resume, also on data of unknown length; on a first run with
+    known-length data it equals `epoch * steps_per_epoch + batch`.
 
     `logs["beta"]` is set in `on_epoch_end` to the value the variable holds
     then: the epoch's value with `per="epoch"`, the value of the epoch's last
@@ -170,7 +175,7 @@ class KLAnnealing(CopySafeCallback):
     ```
     """
 
-    _TRANSIENT = ("_variables", "_epoch", "_seen_steps", "_total",
+    _TRANSIENT = ("_variables", "_epoch", "_epoch_start_step", "_total",
                   "_warmup")
     _BY_REFERENCE = ("target",)
 
@@ -209,7 +214,7 @@ class KLAnnealing(CopySafeCallback):
         self.verbose = int(verbose)
         self._variables = None
         self._epoch = None
-        self._seen_steps = None
+        self._epoch_start_step = None
         self._total = None
         self._warmup = None
 
@@ -252,8 +257,8 @@ class KLAnnealing(CopySafeCallback):
         params = self.params or {}
         epochs = params.get("epochs")
         steps = params.get("steps")
-        self._seen_steps = 0
         self._epoch = 0
+        self._epoch_start_step = None
         if self.per == "epoch":
             self._total = epochs
             self._warmup = self.warmup_epochs
@@ -281,25 +286,24 @@ class KLAnnealing(CopySafeCallback):
         if self._variables is None:
             self.on_train_begin()
         self._epoch = int(epoch)
-        if self.per == "epoch":
-            value = self.value_at(self._epoch)
-            self._assign(value)
-            if self.verbose:
-                print(f"KLAnnealing: epoch {epoch + 1}: beta = {value:.6g}")
+        if self.per == "step":
+            # One host read per epoch, none per step: within the epoch the
+            # step is this plus Keras' batch index.
+            self._epoch_start_step = _optimizer_step(self.model)
+            return
+        value = self.value_at(self._epoch)
+        self._assign(value)
+        if self.verbose:
+            print(f"KLAnnealing: epoch {epoch + 1}: beta = {value:.6g}")
 
     def on_train_batch_begin(self, batch, logs=None):
         if self.per != "step":
             return
         if self._variables is None:
             self.on_train_begin()
-        steps = (self.params or {}).get("steps")
-        if steps:
-            index = self._epoch * int(steps) + int(batch)
-        else:
-            # Unknown epoch length: count the steps of this fit() call.
-            index = self._seen_steps
-        self._seen_steps += 1
-        self._assign(self.value_at(index))
+        if self._epoch_start_step is None:
+            self._epoch_start_step = _optimizer_step(self.model) - int(batch)
+        self._assign(self.value_at(self._epoch_start_step + int(batch)))
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None and self._variables:
@@ -334,6 +338,18 @@ class KLAnnealing(CopySafeCallback):
                 config["schedule"]
             )
         return cls(**config)
+
+
+def _optimizer_step(model):
+    """The optimizer's `iterations` (saved with the optimizer state)."""
+    iterations = getattr(getattr(model, "optimizer", None), "iterations", None)
+    if iterations is None:
+        raise ValueError(
+            "KLAnnealing: per='step' follows the optimizer's `iterations`, "
+            f"but model '{model.name}' has no optimizer; compile it first "
+            "or use per='epoch'."
+        )
+    return int(keras.ops.convert_to_numpy(iterations))
 
 
 # ----------------------------------------------------------------------------
