@@ -20,12 +20,12 @@ import math
 import numbers
 import os
 import sys
-import tempfile
 import time
 import warnings
 
 import numpy as np
 
+from keras_vae_layers._io import atomic_path
 from keras_vae_layers._validation import check_choice
 from keras_vae_layers._validation import check_positive_int
 from keras_vae_layers._validation import check_range
@@ -646,25 +646,12 @@ def _read_cache(cache, meta, owner):
 
 def _write_cache(cache, images, meta):
     """Writes the cache atomically: readers see the old file or the new one."""
-    directory = os.path.dirname(os.path.abspath(cache))
-    os.makedirs(directory, exist_ok=True)
-    # Same directory as the target, so os.replace is a rename on one
-    # filesystem (atomic) rather than a copy.
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    os.makedirs(os.path.dirname(os.path.abspath(cache)), exist_ok=True)
+    with atomic_path(cache) as tmp:
+        with open(tmp, "wb") as f:
             # Passing a file object keeps numpy from appending ".npz", so the
             # cache lands at exactly the path the user gave.
             np.savez(f, images=images, meta=np.array(json.dumps(meta)))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, cache)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _log(message):

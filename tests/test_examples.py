@@ -76,7 +76,8 @@ def test_train_vae_demo_writes_everything_and_resumes(tmp_path):
     assert "latent_active_units" in metrics["history"]
     assert metrics["latent_statistics"]["mu_radius_mean"] > 0
     ckpts = sorted(os.listdir(run / "checkpoints"))
-    assert "ckpt-epoch0002.decoder.weights.h5" in ckpts
+    assert any(name.startswith("ckpt-epoch0002-")
+               and name.endswith(".decoder.weights.h5") for name in ckpts)
 
     import keras
     reloaded = keras.saving.load_model(written["model"])
@@ -91,6 +92,11 @@ def test_train_vae_demo_writes_everything_and_resumes(tmp_path):
     assert len(metrics["history"]["loss"]) == 3  # 2 recorded + 1 new epoch
     assert metrics["history"]["beta"] == [0.0, 1.0, 1.0]
     assert os.path.isfile(run / "samples" / "samples_epoch0003.png")
+    # The rerun continued the first run's checkpoints and rotation.
+    from keras_vae_layers.callbacks import list_checkpoints
+    saved = list_checkpoints(run / "checkpoints")
+    assert len({m["run"] for m in saved}) == 1
+    assert saved[-1]["epoch"] == 3 and len(saved) <= 3  # keep_last=2 + best
 
     # Rerunning a finished run changes nothing; --fresh starts over.
     before = os.path.getmtime(written["metrics"])

@@ -1,33 +1,49 @@
 """Atomic, rotating VAE checkpoints: full model, encoder and decoder weights.
 
 Directory layout (flat; one checkpoint = up to three weight files and a
-manifest sharing the stem `ckpt-epochNNNN`, where NNNN is the number of
-completed epochs):
+manifest sharing one stem):
 
 ```
 directory/
-  ckpt-epoch0004.weights.h5          full model (incl. optimizer state)
-  ckpt-epoch0004.encoder.weights.h5  encoder sub-model (when found)
-  ckpt-epoch0004.decoder.weights.h5  decoder sub-model (when found)
-  ckpt-epoch0004.json                manifest, written last
-  ckpt-epoch0005.*                   ...
-  checkpoints.json                   index: complete checkpoints, best, latest
+  ckpt-epoch0004-run3f9a1c2e-0007.weights.h5          full model
+  ckpt-epoch0004-run3f9a1c2e-0007.encoder.weights.h5  encoder sub-model
+  ckpt-epoch0004-run3f9a1c2e-0007.decoder.weights.h5  decoder sub-model
+  ckpt-epoch0004-run3f9a1c2e-0007.json                manifest, written last
+  ckpt-epoch0005-run3f9a1c2e-0008.*                   ...
+  ckpt-epoch0002.*                                    format 1 (older
+                                                      versions): read only
+  checkpoints.json                                    index
 ```
+
+The stem holds the number of completed epochs, the id of the run that wrote
+it and the save `sequence`, which grows across all runs of the directory.
+A run is one `on_train_begin` of a fresh `VAECheckpoint` (a deep copy, as
+keras-tuner makes per trial, is fresh too); it continues the run a model
+was restored from by `restore_latest`/`restore_best`. Rotation only deletes
+files of its own run, so runs sharing a directory never destroy each
+other's checkpoints.
 
 Every file is written to a temporary file in the same directory and renamed
 into place, and a checkpoint is *complete* only once its manifest exists
 (the manifest is the last file written and the first one deleted). The
 manifests are the source of truth; `checkpoints.json` is a convenience
-summary for people and tools.
+summary for people and tools. A manifest is read from disk and may have been
+edited or damaged: every field is type-checked and every file it names must
+be the one its stem implies, inside the directory; any other manifest is
+skipped with a warning.
 """
 
 import datetime
 import json
+import math
 import os
 import re
+import secrets
 import tempfile
+import warnings
 
 import keras
+import numpy as np
 
 from keras_vae_layers import _io
 # Shared with `diagnostics.find_encoder` / `find_decoder`; re-exported here.
@@ -52,23 +68,34 @@ __all__ = [
 INDEX_NAME = "checkpoints.json"
 """File name of the index written next to the checkpoints."""
 
-MANIFEST_FORMAT = "keras_vae_layers.checkpoint/1"
+MANIFEST_FORMAT = "keras_vae_layers.checkpoint/2"
+_FORMAT_1 = "keras_vae_layers.checkpoint/1"
 MODES = ("auto", "min", "max")
 WHICH = ("latest", "best")
 
 _OWNER = "VAECheckpoint"
-_MANIFEST_RE = re.compile(r"^ckpt-epoch(\d{4,})\.json$")
-_WEIGHTS_RE = re.compile(
-    r"^ckpt-epoch\d{4,}(\.encoder|\.decoder)?\.weights\.h5$"
+_PART_SUFFIXES = {
+    "model": ".weights.h5",
+    "encoder": ".encoder.weights.h5",
+    "decoder": ".decoder.weights.h5",
+}
+# Format 2 stems carry the run id and the sequence; format 1 stems do not.
+_STEM_RE = re.compile(
+    r"^ckpt-epoch(?P<epoch>\d{4,})"
+    r"(?:-run(?P<run>[0-9a-f]{8})-(?P<seq>\d{4,}))?$"
 )
-# Temporary files of `_io.atomic_path` left behind by a killed process.
-_TEMP_RE = re.compile(
-    r"^\.(ckpt-epoch\d{4,}[^/]*|checkpoints\.json)\..*\.tmp"
+_RUN_FILE_RE = re.compile(
+    r"^ckpt-epoch\d{4,}-run(?P<run>[0-9a-f]{8})-\d{4,}"
+    r"(?:\.json|(?:\.encoder|\.decoder)?\.weights\.h5)$"
 )
+_OPTIONAL_STRINGS = ("timestamp", "keras_version", "keras_vae_layers_version",
+                     "model_name", "model_class", "note")
+# Set on a model by restore_latest/restore_best: (real directory, run id).
+_ORIGIN_ATTR = "_vae_checkpoint_origin"
 
 
-def _stem(epoch):
-    return f"ckpt-epoch{epoch:04d}"
+def _stem(epoch, run, sequence):
+    return f"ckpt-epoch{epoch:04d}-run{run}-{sequence:04d}"
 
 
 def resolve_mode(mode, monitor):
@@ -84,88 +111,275 @@ def resolve_mode(mode, monitor):
 # ----------------------------------------------------------------------------
 
 
-def _read_manifest(directory, name):
+class _InvalidManifest(ValueError):
+    """A manifest that is not a trustworthy description of a checkpoint."""
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _finite_number(value):
     try:
-        with open(os.path.join(directory, name), encoding="utf-8") as f:
-            manifest = json.load(f)
-    except (OSError, ValueError):
-        return None
-    files = manifest.get("files") if isinstance(manifest, dict) else None
+        return _is_number(value) and math.isfinite(value)
+    except OverflowError:  # an int beyond float range
+        return False
+
+
+def _inside(real_directory, path):
+    """Whether `path`, symlinks resolved, lies inside `real_directory`."""
+    real = os.path.realpath(path)
+    return real != real_directory and os.path.commonpath(
+        [real_directory, real]
+    ) == real_directory
+
+
+def _check_fields(manifest, stem, match):
+    """Raises `_InvalidManifest` unless every field has the expected type."""
+    if not isinstance(manifest, dict):
+        raise _InvalidManifest(
+            f"expected a JSON object, found {type(manifest).__name__}"
+        )
+    run = match["run"]
+    expected_format = _FORMAT_1 if run is None else MANIFEST_FORMAT
+    if manifest.get("format") != expected_format:
+        raise _InvalidManifest(
+            f"'format' is {manifest.get('format')!r}, expected "
+            f"{expected_format!r} for a file named like this"
+        )
+    if manifest.get("epoch") != int(match["epoch"]) or not _is_int(
+        manifest.get("epoch")
+    ):
+        raise _InvalidManifest(
+            f"'epoch' is {manifest.get('epoch')!r}, expected the integer "
+            f"{int(match['epoch'])} of its file name"
+        )
+    sequence = manifest.get("sequence", 0 if run is None else None)
+    if not _is_int(sequence) or sequence < 0 or (
+        run is not None and sequence != int(match["seq"])
+    ):
+        raise _InvalidManifest(
+            f"'sequence' is {sequence!r}, expected a non-negative integer"
+            + ("" if run is None else f" equal to {int(match['seq'])}")
+        )
+    if manifest.get("run") != run:
+        raise _InvalidManifest(
+            f"'run' is {manifest.get('run')!r}, expected {run!r}"
+        )
+    monitor = manifest.get("monitor")
+    if monitor is not None and (not isinstance(monitor, str) or not monitor):
+        raise _InvalidManifest(
+            f"'monitor' is {monitor!r}, expected a log key or null"
+        )
+    mode = manifest.get("mode", resolve_mode("auto", monitor))
+    if mode not in ("min", "max"):
+        raise _InvalidManifest(f"'mode' is {mode!r}, expected 'min' or 'max'")
+    value = manifest.get("monitor_value")
+    if value is not None and not _finite_number(value):
+        raise _InvalidManifest(
+            f"'monitor_value' is {value!r}, expected a finite number or null"
+        )
+    logs = manifest.get("logs", {})
+    if not isinstance(logs, dict) or not all(
+        isinstance(v, (int, float, type(None))) and not isinstance(v, bool)
+        for v in logs.values()
+    ):
+        raise _InvalidManifest(
+            "'logs' must map log keys to numbers or null"
+        )
+    for key in _OPTIONAL_STRINGS:
+        if key in manifest and not isinstance(manifest[key], str):
+            raise _InvalidManifest(
+                f"{key!r} is {manifest[key]!r}, expected a string"
+            )
+    sub_models = manifest.get("sub_models", {})
+    if not isinstance(sub_models, dict) or not all(
+        isinstance(v, (str, type(None))) for v in sub_models.values()
+    ):
+        raise _InvalidManifest(
+            f"'sub_models' is {sub_models!r}, expected an object of names"
+        )
+    files = manifest.get("files")
     if not isinstance(files, dict) or "model" not in files:
-        return None
-    if not isinstance(manifest.get("epoch"), int):
-        return None
-    # Complete only if every file it lists is there.
-    for file_name in files.values():
-        if not os.path.isfile(os.path.join(directory, file_name)):
+        raise _InvalidManifest(
+            f"'files' is {files!r}, expected an object with a 'model' entry"
+        )
+    for part, name in files.items():
+        if part not in _PART_SUFFIXES:
+            raise _InvalidManifest(
+                f"unknown entry {part!r} in 'files', expected "
+                f"{sorted(_PART_SUFFIXES)}"
+            )
+        if name != stem + _PART_SUFFIXES[part]:
+            raise _InvalidManifest(
+                f"files[{part!r}] is {name!r}, expected "
+                f"'{stem}{_PART_SUFFIXES[part]}' (a checkpoint names only "
+                "its own files, inside the checkpoint directory)"
+            )
+    return {**manifest, "mode": mode, "logs": logs, "sequence": sequence,
+            "run": run, "monitor": monitor}
+
+
+def _read_manifest(directory, real_directory, name):
+    """The manifest `name`, validated; `None` while the checkpoint is
+    incomplete (a file is missing). Raises `_InvalidManifest`."""
+    stem = name[:-len(".json")]
+    match = _STEM_RE.match(stem)
+    path = os.path.join(directory, name)
+    if not _inside(real_directory, path):
+        raise _InvalidManifest("it resolves outside the checkpoint directory")
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+    except FileNotFoundError:
+        return None  # deleted by a rotation while we listed the directory
+    except OSError as error:
+        raise _InvalidManifest(f"cannot be read ({error})") from None
+    except ValueError as error:
+        raise _InvalidManifest(f"is not valid JSON ({error})") from None
+    manifest = _check_fields(raw, stem, match)
+    for file_name in manifest["files"].values():
+        file_path = os.path.join(directory, file_name)
+        if not os.path.lexists(file_path):
+            return None
+        if not _inside(real_directory, file_path):
+            raise _InvalidManifest(
+                f"'{file_name}' resolves outside the checkpoint directory"
+            )
+        if not os.path.isfile(file_path):
             return None
     manifest["manifest"] = name
     return manifest
 
 
+def _scan(directory, owner):
+    """The complete, valid checkpoints in `directory`, oldest first.
+
+    Invalid manifests are skipped with a warning that names them.
+    """
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        return []
+    real_directory = os.path.realpath(directory)
+    manifests = []
+    for name in os.listdir(directory):
+        if not (name.endswith(".json") and _STEM_RE.match(name[:-5])):
+            continue
+        try:
+            manifest = _read_manifest(directory, real_directory, name)
+        except _InvalidManifest as reason:
+            warnings.warn(
+                f"{owner}: ignoring checkpoint manifest "
+                f"'{os.path.join(directory, name)}': {reason}.",
+                stacklevel=3,
+            )
+            continue
+        if manifest is not None:
+            manifests.append(manifest)
+    manifests.sort(key=lambda m: (m["sequence"], m["epoch"], m["manifest"]))
+    return manifests
+
+
 def list_checkpoints(directory):
     """The complete checkpoints in `directory`, oldest first.
 
-    A checkpoint is complete when its manifest `ckpt-epochNNNN.json` parses
-    and every weights file it lists exists. Order is the order of saving
-    (the manifest's `sequence`), so after resuming from an older checkpoint
-    the newly written ones count as the newest.
+    A checkpoint is complete when its manifest parses, passes the checks
+    (field types; every file it names is its own and inside `directory`)
+    and every weights file it lists exists. Manifests failing the checks
+    are skipped with a warning naming them. Order is the order of saving
+    (the manifest's `sequence`, which grows across runs), so after resuming
+    from an older checkpoint the newly written ones count as the newest.
 
     Args:
         directory: A checkpoint directory written by `VAECheckpoint`.
 
     Returns:
         A list of manifest dicts (empty if the directory does not exist).
+        Each has `manifest` (its file name) and `run` (`None` for
+        checkpoints of format 1) besides the fields on disk.
+
+    Example:
+
+    ```python
+    epochs = [m["epoch"] for m in list_checkpoints("ckpts")]
+    ```
     """
-    directory = os.fspath(directory)
-    if not os.path.isdir(directory):
-        return []
-    manifests = []
-    for name in os.listdir(directory):
-        if _MANIFEST_RE.match(name):
-            manifest = _read_manifest(directory, name)
-            if manifest is not None:
-                manifests.append(manifest)
-    manifests.sort(key=lambda m: (m.get("sequence", 0), m["epoch"]))
-    return manifests
+    return _scan(directory, "list_checkpoints")
+
+
+def _recorded_finite(manifest):
+    """False for (older) checkpoints whose loss or monitor was not finite."""
+    logs = manifest["logs"]
+    keys = {"loss", manifest["monitor"]} & set(logs)
+    return all(_finite_number(logs[key]) for key in keys)
 
 
 def _best_of(manifests, monitor, mode):
     """The manifest with the best finite `monitor` value (newest on ties)."""
-    best = None
-    best_value = None
-    for manifest in manifests:
-        if manifest.get("monitor") != monitor:
-            continue
-        value = to_float(manifest.get("monitor_value"))
-        if value is None:
-            continue
-        if (
-            best is None
-            or (mode == "min" and value <= best_value)
-            or (mode == "max" and value >= best_value)
-        ):
-            best, best_value = manifest, value
-    return best
+    ranked = _rank(manifests, monitor, mode)
+    return ranked[0] if ranked else None
 
 
-def _select(directory, which, owner):
+def _rank(manifests, monitor, mode):
+    """Manifests recording `monitor`, best first (newest first on ties)."""
+    sign = 1.0 if mode == "min" else -1.0
+    scored = [
+        (sign * m["monitor_value"], -position, m)
+        for position, m in enumerate(manifests)
+        if monitor is not None and m["monitor"] == monitor
+        and m["monitor_value"] is not None
+    ]
+    return [m for _, _, m in sorted(scored, key=lambda t: t[:2])]
+
+
+def _best_criterion(manifests):
+    """Monitor and mode of the newest manifest that has a monitor, plus the
+    other monitors found (ignored by "best")."""
+    monitored = [m for m in manifests if m["monitor"] is not None]
+    if not monitored:
+        return None, "min", []
+    newest = monitored[-1]
+    others = sorted({m["monitor"] for m in monitored} - {newest["monitor"]})
+    return newest["monitor"], newest["mode"], others
+
+
+def _candidates(directory, which, owner):
+    """Checkpoints to load, the preferred one first."""
     check_choice(which, "which", WHICH, owner)
-    manifests = list_checkpoints(directory)
-    if not manifests:
-        return None
-    latest = manifests[-1]
-    if which == "latest":
-        return latest
-    monitor = latest.get("monitor")
-    best = _best_of(manifests, monitor, latest.get("mode", "min"))
-    if best is None:
-        raise ValueError(
-            f"{owner}: no checkpoint in '{directory}' records a value for "
-            f"the monitored quantity {monitor!r}, so there is no best "
-            "checkpoint; use which='latest' / restore_latest()."
+    usable = []
+    for manifest in _scan(directory, owner):
+        if _recorded_finite(manifest):
+            usable.append(manifest)
+        else:
+            warnings.warn(
+                f"{owner}: skipping checkpoint '{manifest['manifest']}' in "
+                f"'{os.fspath(directory)}': its logs record a non-finite "
+                "loss or monitor value.",
+                stacklevel=3,
+            )
+    if which == "latest" or not usable:
+        return usable[::-1]
+    monitor, mode, others = _best_criterion(usable)
+    if others:
+        warnings.warn(
+            f"{owner}: the checkpoints in '{os.fspath(directory)}' were saved "
+            f"with different monitors; 'best' uses the newest checkpoint's "
+            f"monitor {monitor!r} ({mode}) and ignores those saved with "
+            f"{others}.",
+            stacklevel=3,
         )
-    return best
+    ranked = _rank(usable, monitor, mode)
+    if not ranked:
+        raise ValueError(
+            f"{owner}: no checkpoint in '{os.fspath(directory)}' records a "
+            f"value for the monitored quantity {monitor!r}, so there is no "
+            "best checkpoint; use which='latest' / restore_latest()."
+        )
+    return ranked
 
 
 def _prepare_for_loading(model, owner):
@@ -188,22 +402,105 @@ def _prepare_for_loading(model, owner):
         optimizer.build(model.trainable_variables)
 
 
+def _non_finite_weights(variables):
+    """Paths of the floating-point variables holding NaN or inf."""
+    bad = []
+    for variable in variables:
+        value = np.asarray(keras.ops.convert_to_numpy(variable))
+        if value.dtype.kind in "biu":
+            continue
+        try:
+            finite = bool(np.isfinite(value).all())
+        except TypeError:
+            continue
+        if not finite:
+            bad.append(variable.path)
+    return bad
+
+
+def _load_or_roll_back(model, path):
+    """Loads `path` into `model`; on any failure puts every variable back.
+
+    `load_weights` assigns layer by layer, so a file that fails half-way
+    (truncated, other architecture) would otherwise leave the model a mix
+    of old and new weights. Returns the exception, or `None` on success.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    everything = list(model.variables) + list(
+        optimizer.variables if optimizer is not None else []
+    )
+    variables = list({id(v): v for v in everything}.values())
+    saved = [np.array(keras.ops.convert_to_numpy(v), copy=True)
+             for v in variables]
+    try:
+        model.load_weights(path)
+        bad = _non_finite_weights(model.weights)
+        if bad:
+            raise ValueError(f"non-finite values in {bad[:3]}")
+    except Exception as error:  # noqa: BLE001 - reported to the caller.
+        for variable, value in zip(variables, saved):
+            variable.assign(value)
+        return error
+    return None
+
+
+def _load_first_loadable(model, directory, candidates, part, owner):
+    """Loads the first candidate whose `part` file loads; returns it."""
+    directory = os.fspath(directory)
+    real_directory = os.path.realpath(directory)
+    failures = []
+    for manifest in candidates:
+        path = os.path.join(directory, manifest["files"][part])
+        if not _inside(real_directory, path):  # replaced since the scan
+            error = ValueError("resolves outside the checkpoint directory")
+        else:
+            error = _load_or_roll_back(model, path)
+        if error is None:
+            return manifest
+        first_line = (str(error).splitlines() or [""])[0][:300]
+        reason = f"{type(error).__name__}: {first_line}"
+        failures.append(f"'{path}' ({reason})")
+        warnings.warn(
+            f"{owner}: could not load checkpoint file '{path}' into model "
+            f"'{model.name}' ({reason}); the model is unchanged, trying the "
+            "next checkpoint.",
+            stacklevel=3,
+        )
+    raise ValueError(
+        f"{owner}: none of the {len(failures)} checkpoint(s) in '{directory}' "
+        f"could be loaded into model '{model.name}' (its weights are "
+        f"unchanged): {'; '.join(failures)}."
+    )
+
+
 def _restore(model, directory, which, owner):
-    manifest = _select(directory, which, owner)
-    if manifest is None:
+    candidates = _candidates(directory, which, owner)
+    if not candidates:
         return 0
     _prepare_for_loading(model, owner)
-    model.load_weights(os.path.join(os.fspath(directory),
-                                    manifest["files"]["model"]))
-    return int(manifest["epoch"])
+    manifest = _load_first_loadable(model, directory, candidates, "model",
+                                    owner)
+    # The next VAECheckpoint on this directory continues this run.
+    setattr(model, _ORIGIN_ATTR,
+            (os.path.realpath(os.fspath(directory)), manifest["run"]))
+    return manifest["epoch"]
 
 
 def restore_latest(model, directory):
     """Loads the newest complete checkpoint from `directory` into `model`.
 
     Weights and, when the model is compiled, the optimizer state are
-    restored. Incomplete checkpoints (no manifest, missing file) are ignored,
-    so a crash while saving never makes this pick up a half-written one.
+    restored. "Newest" is the highest save `sequence` over all runs that
+    wrote into `directory`. Incomplete checkpoints (no manifest, missing
+    file) are ignored, so a crash while saving never makes this pick up a
+    half-written one; invalid manifests and checkpoints whose logs record a
+    non-finite loss are skipped with a warning. If a weights file cannot be
+    loaded (truncated, other architecture, non-finite values) the model is
+    put back as it was, a warning names the file and the next older
+    checkpoint is tried.
+
+    The next `VAECheckpoint` on the same directory in `model`'s training
+    continues the restored checkpoint's run (same run id, same rotation).
 
     Args:
         model: The model to restore (same architecture as when saved). An
@@ -216,6 +513,10 @@ def restore_latest(model, directory):
         directory holds no complete checkpoint (or does not exist), so
         `fit(..., initial_epoch=restore_latest(model, d))` works for a fresh
         run and a resumed one alike.
+
+    Raises:
+        ValueError: if checkpoints exist but none of them loads (the
+            message names every file tried; the model is unchanged).
 
     Example:
 
@@ -231,7 +532,11 @@ def restore_latest(model, directory):
 def restore_best(model, directory):
     """Loads the checkpoint with the best monitored value into `model`.
 
-    "Best" uses the monitor and mode recorded in the newest manifest.
+    "Best" compares all runs in `directory` by the monitor and mode of the
+    newest checkpoint that has a monitor (a warning says so when runs used
+    other monitors; their checkpoints are ignored). A file that cannot be
+    loaded is skipped with a warning and the next best one is tried (see
+    `restore_latest`, which also describes run continuation).
 
     Args:
         model: The model to restore (see `restore_latest`).
@@ -241,7 +546,8 @@ def restore_best(model, directory):
         The epoch of the restored checkpoint, or `0` if there is none.
 
     Raises:
-        ValueError: if checkpoints exist but none recorded a monitor value.
+        ValueError: if checkpoints exist but none recorded a monitor value,
+            or none of them loads.
 
     Example:
 
@@ -253,27 +559,31 @@ def restore_best(model, directory):
 
 
 def _load_part(part, model, directory, which, owner):
-    manifest = _select(directory, which, owner)
-    if manifest is None:
+    candidates = _candidates(directory, which, owner)
+    if not candidates:
         raise FileNotFoundError(
             f"{owner}: no complete checkpoint in '{os.fspath(directory)}'."
         )
-    file_name = manifest["files"].get(part)
-    if file_name is None:
+    if part not in candidates[0]["files"]:
         raise ValueError(
-            f"{owner}: checkpoint '{manifest['manifest']}' has no separate "
-            f"{part} weights (no {part} sub-model was found when it was "
-            "saved); load the full model with restore_latest/restore_best."
+            f"{owner}: checkpoint '{candidates[0]['manifest']}' has no "
+            f"separate {part} weights (no {part} sub-model was found when it "
+            "was saved); load the full model with restore_latest/"
+            "restore_best."
         )
-    model.load_weights(os.path.join(os.fspath(directory), file_name))
-    return int(manifest["epoch"])
+    manifest = _load_first_loadable(
+        model, directory, [m for m in candidates if part in m["files"]],
+        part, owner,
+    )
+    return manifest["epoch"]
 
 
 def load_decoder_weights(decoder, directory, which="best"):
     """Loads the decoder weights of a checkpoint into `decoder`.
 
     Handy for generation-only deployments: rebuild the decoder, load its
-    weights, sample.
+    weights, sample. Checkpoints are chosen and files that fail to load are
+    skipped as in `restore_latest` / `restore_best`.
 
     Args:
         decoder: A built decoder model with the saved architecture.
@@ -285,7 +595,8 @@ def load_decoder_weights(decoder, directory, which="best"):
 
     Raises:
         FileNotFoundError: if there is no complete checkpoint.
-        ValueError: if that checkpoint has no decoder file.
+        ValueError: if that checkpoint has no decoder file, or no decoder
+            file loads.
 
     Example:
 
@@ -377,53 +688,70 @@ class VAECheckpoint(CopySafeCallback):
     """Saves full-model, encoder and decoder weights atomically, with rotation.
 
     At the end of every `save_freq`-th epoch, and whenever `monitor`
-    improves, the callback writes a checkpoint to `directory`:
+    improves, the callback writes a checkpoint to `directory`, all files
+    sharing the stem `ckpt-epochNNNN-runRRRRRRRR-SSSS` (NNNN: completed
+    epochs, RRRRRRRR: the run id, SSSS: the save sequence):
 
-    * `ckpt-epochNNNN.weights.h5`: the full model (optimizer state
-      included), NNNN being the number of completed epochs;
-    * `ckpt-epochNNNN.encoder.weights.h5` and
-      `ckpt-epochNNNN.decoder.weights.h5`: the encoder and decoder alone
-      (see `find_encoder_decoder`; `VAEModel.encoder`/`.decoder`, or the
-      sub-models of a Functional VAE). If they cannot be identified only the
-      full model is saved and the manifest says so in `note`;
-    * `ckpt-epochNNNN.json`: the manifest (epoch, save `sequence`, monitor
-      name/mode/value, all epoch logs as floats (non-finite as `null`),
-      file names, sub-model names, `keras_vae_layers` and Keras versions,
-      UTC timestamp);
-    * `checkpoints.json`: an index of the complete checkpoints with the
-      latest and best one.
+    * `<stem>.weights.h5`: the full model (optimizer state included);
+    * `<stem>.encoder.weights.h5` and `<stem>.decoder.weights.h5`: the
+      encoder and decoder alone (see `find_encoder_decoder`;
+      `VAEModel.encoder`/`.decoder`, or the sub-models of a Functional VAE).
+      If they cannot be identified only the full model is saved and the
+      manifest says so in `note`;
+    * `<stem>.json`: the manifest (epoch, `run`, save `sequence`, monitor
+      name/mode/value, all epoch logs as floats, file names, sub-model
+      names, `keras_vae_layers` and Keras versions, UTC timestamp);
+    * `checkpoints.json`: an index of the complete checkpoints of all runs
+      with the latest and the best one.
 
-    Every file is written to a temporary file in `directory` and renamed into
-    place; the manifest is written last and deleted first. A crash while
-    saving therefore never leaves a truncated file under a final name and
-    never touches the previous checkpoints; a checkpoint without a manifest
-    is ignored by `restore_latest`/`restore_best` and its leftovers are
-    removed at the next `on_train_begin`. Use one directory per training
-    run at a time.
+    **Runs.** Each `on_train_begin` of a fresh callback (also each deep copy,
+    e.g. each keras-tuner trial) starts a new run with a random id. When the
+    model was restored from `directory` by `restore_latest`/`restore_best`,
+    the callback continues that checkpoint's run instead, and a callback
+    reused for another `fit` of the same model continues its own run.
+    Rotation keeps the `keep_last` most recent checkpoints of its run plus
+    the run's best one, whatever its age, and never deletes files of another
+    run or checkpoints of format 1 (written by older versions), so runs
+    sharing a directory (two callbacks, tuner trials, a new run from epoch 0)
+    cannot destroy each other's checkpoints. The save `sequence` grows
+    across runs, so `restore_latest` picks the newest checkpoint and
+    `restore_best` the best one over all runs. Re-saving an epoch of the
+    run (after resuming from an older checkpoint) writes a new checkpoint
+    and only then deletes the old one of that epoch (unless it is the
+    run's best).
 
-    Rotation keeps the `keep_last` most recently saved checkpoints plus the
-    best one, whatever its age. On `on_train_begin` the checkpoints already
-    in `directory` are read, so a resumed run continues the rotation and
-    the best-so-far comparison. Re-saving an epoch that already has a
-    checkpoint (e.g. after resuming from an older one) replaces it.
+    **Atomic.** Every file is written to a temporary file in `directory` and
+    renamed into place; the manifest is written last and deleted first. A
+    crash while saving therefore never leaves a truncated file under a
+    final name and never touches the previous checkpoints; a checkpoint
+    without a manifest is ignored by `restore_latest`/`restore_best`.
+    `on_train_begin` removes temporary files of killed processes and the
+    incomplete checkpoints of the run it continues; those of other runs are
+    left alone (another process may be writing them).
+
+    **Skipped epochs.** An epoch whose `loss` or monitored value is NaN or
+    infinite, or whose model weights are not finite, is not saved (with a
+    warning), so a diverged epoch never becomes the "latest" checkpoint.
+    A `monitor` missing from the logs (e.g. `"val_loss"` in a `fit` without
+    `validation_data`) gives one warning listing the available keys;
+    periodic saves go on (as with `keras.callbacks.ModelCheckpoint`), while
+    improvement-only saving (`save_best_only=True` or `save_freq=None`)
+    saves nothing until the key appears.
 
     Args:
         directory: Folder for the checkpoints; created if missing. An error
             is raised before training if it cannot be created or written.
         monitor: Log key deciding the "best" checkpoint (e.g. `"val_loss"`,
             `"loss"`, `"val_neg_elbo"`), or `None` for periodic saves only.
-            A key missing from the logs of the first epoch raises a
-            `ValueError` listing the keys available (with
-            `validation_freq > 1` the first epoch has no `val_*` keys:
-            monitor a training key then).
         mode: `"min"`, `"max"` or `"auto"` (max for names containing
             `"acc"` or `"auc"`, else min).
         save_freq: Save every `save_freq` epochs (int >= 1), or `None` to
             save only when `monitor` improves.
         save_best_only: Save only when `monitor` improves (no periodic
             saves).
-        keep_last: Number of most recent checkpoints to keep (int >= 1),
-            or `None` to keep all. The best checkpoint is always kept too.
+        keep_last: Number of most recent checkpoints of the run to keep
+            (int >= 1), or `None` to keep all. The run's best checkpoint is
+            always kept too.
         save_encoder_decoder: Also write separate encoder/decoder files.
         verbose: `1` prints a line per save and deletion.
 
@@ -432,7 +760,7 @@ class VAECheckpoint(CopySafeCallback):
     ```python
     ckpt = VAECheckpoint("ckpts", monitor="val_loss", keep_last=3)
     vae.fit(x, epochs=20, validation_data=(x_val,), callbacks=[ckpt])
-    # later, or after a crash:
+    # later, or after a crash (continues the same run):
     initial_epoch = restore_latest(vae, "ckpts")
     vae.fit(x, epochs=20, initial_epoch=initial_epoch,
             validation_data=(x_val,), callbacks=[ckpt])
@@ -493,30 +821,53 @@ class VAECheckpoint(CopySafeCallback):
         """`"min"` or `"max"` (`"auto"` resolved from the monitor name)."""
         return resolve_mode(self.mode, self.monitor)
 
+    @property
+    def run_id(self):
+        """Id of the current (or last) run, `None` before training."""
+        return None if self._state is None else self._state["run"]
+
     # --------------------------------------------------------------- events
 
     def on_train_begin(self, logs=None):
         _prepare_directory(self.directory)
-        manifests = list_checkpoints(self.directory)
-        self._remove_leftovers(manifests)
-        best = (
-            _best_of(manifests, self.monitor, self.resolved_mode)
-            if self.monitor is not None else None
-        )
+        real_directory = os.path.realpath(self.directory)
+        run = self._choose_run(real_directory)
+        _io.remove_stale_temporaries(self.directory)
+        manifests = [m for m in _scan(self.directory, _OWNER)
+                     if m["run"] == run]
+        self._remove_incomplete(run, manifests)
         encoder, decoder = (
             find_encoder_decoder(self.model)
             if self.save_encoder_decoder else (None, None)
         )
         self._state = {
+            "run": run,
+            "model": self.model,
             "manifests": manifests,
-            "best": best,
-            "sequence": max(
-                (m.get("sequence", 0) for m in manifests), default=0
-            ),
-            "monitor_seen": False,
+            "best": _best_of(manifests, self.monitor, self.resolved_mode),
+            "monitor_warned": False,
             "encoder": encoder,
             "decoder": decoder,
         }
+
+    def _choose_run(self, real_directory):
+        origin = getattr(self.model, _ORIGIN_ATTR, None)
+        if (
+            isinstance(origin, tuple) and len(origin) == 2
+            and origin[0] == real_directory and origin[1] is not None
+        ):
+            # Claimed by this callback: a second callback on the directory
+            # in the same fit starts its own run instead of sharing it.
+            setattr(self.model, _ORIGIN_ATTR, None)
+            return origin[1]
+        previous = self._state
+        if previous is not None and previous["model"] is self.model:
+            return previous["run"]
+        names = os.listdir(self.directory)
+        while True:
+            run = secrets.token_hex(4)
+            if not any(f"-run{run}-" in name for name in names):
+                return run
 
     def on_epoch_end(self, epoch, logs=None):
         if self._state is None:
@@ -527,35 +878,63 @@ class VAECheckpoint(CopySafeCallback):
         improved = False
         if self.monitor is not None:
             if self.monitor in logs:
-                self._state["monitor_seen"] = True
                 value = to_float(logs[self.monitor])
                 improved = value is not None and self._improves(value)
-            elif not self._state["monitor_seen"]:
-                raise ValueError(
-                    f"{_OWNER}: `monitor` {self.monitor!r} is not in the "
-                    f"epoch logs; available keys: {sorted(logs)}. Pass "
-                    "`validation_data` to fit() for val_* keys, monitor one "
-                    "of the available keys, or use monitor=None for "
-                    "periodic checkpoints only."
-                )
+            else:
+                self._warn_missing_monitor(logs)
         periodic = (
             not self.save_best_only
             and self.save_freq is not None
             and epoch_number % self.save_freq == 0
         )
-        if periodic or improved:
-            self._save(epoch_number, logs, value)
+        if not (periodic or improved):
+            return
+        problem = self._non_finite(logs)
+        if problem:
+            warnings.warn(
+                f"{_OWNER}: epoch {epoch_number} not saved to "
+                f"'{self.directory}': {problem}.",
+                stacklevel=2,
+            )
+            return
+        self._save(epoch_number, logs, value)
+
+    def _warn_missing_monitor(self, logs):
+        if self._state["monitor_warned"]:
+            return
+        self._state["monitor_warned"] = True
+        if self.save_best_only or self.save_freq is None:
+            consequence = ("nothing is saved until it appears (only "
+                           "improvements of the monitor are saved)")
+        else:
+            consequence = (f"checkpoints are still saved every "
+                           f"{self.save_freq} epoch(s), without a best one")
+        warnings.warn(
+            f"{_OWNER}: `monitor` {self.monitor!r} is not in the epoch logs "
+            f"(available keys: {sorted(logs)}); {consequence}. Pass "
+            "`validation_data` to fit() for val_* keys, monitor one of the "
+            "available keys, or use monitor=None for periodic checkpoints "
+            "only.",
+            stacklevel=3,
+        )
+
+    def _non_finite(self, logs):
+        """Why this epoch must not be saved, or `None`."""
+        for key in ("loss", self.monitor):
+            if key is not None and key in logs and to_float(logs[key]) is None:
+                return f"`{key}` is {logs[key]!r} (not a finite number)"
+        bad = _non_finite_weights(self.model.weights)
+        if bad:
+            return f"the model weights hold NaN or inf (in {bad[:3]})"
+        return None
 
     def _improves(self, value):
         best = self._state["best"]
         if best is None:
             return True
-        best_value = to_float(best.get("monitor_value"))
-        if best_value is None:
-            return True
         if self.resolved_mode == "min":
-            return value < best_value
-        return value > best_value
+            return value < best["monitor_value"]
+        return value > best["monitor_value"]
 
     # --------------------------------------------------------------- saving
 
@@ -564,36 +943,34 @@ class VAECheckpoint(CopySafeCallback):
 
     def _save(self, epoch_number, logs, value):
         state = self._state
-        stem = _stem(epoch_number)
-        manifest_name = f"{stem}.json"
-        # Re-running an epoch: invalidate its old checkpoint first, so its
-        # manifest never describes a mix of old and new weight files.
-        replaced = [m for m in state["manifests"]
-                    if m["manifest"] == manifest_name]
-        for manifest in replaced:
-            self._delete(manifest, quiet=True)
-        parts = [("model", f"{stem}.weights.h5", self.model)]
-        for part in ("encoder", "decoder"):
-            if state[part] is not None:
-                parts.append(
-                    (part, f"{stem}.{part}.weights.h5", state[part])
-                )
-        written = []
+        # Re-read the directory: other runs may have saved since.
+        everything = _scan(self.directory, _OWNER)
+        sequence = 1 + max(
+            [m["sequence"] for m in everything + state["manifests"]],
+            default=0,
+        )
+        stem = _stem(epoch_number, state["run"], sequence)
+        parts = [("model", self.model)] + [
+            (part, state[part]) for part in ("encoder", "decoder")
+            if state[part] is not None
+        ]
+        files = {part: stem + _PART_SUFFIXES[part] for part, _ in parts}
         try:
-            for _, file_name, model in parts:
-                with _io.atomic_path(self._path(file_name)) as tmp:
+            for part, model in parts:
+                with _io.atomic_path(self._path(files[part])) as tmp:
                     model.save_weights(tmp, overwrite=True)
-                written.append(file_name)
-            state["sequence"] += 1
-            manifest = self._manifest(epoch_number, state["sequence"],
-                                      logs, value, parts)
-            _io.write_json_atomic(self._path(manifest_name), manifest)
+            manifest = self._manifest(epoch_number, sequence, logs, value,
+                                      files)
+            _io.write_json_atomic(self._path(f"{stem}.json"), manifest)
         except BaseException:
-            # Files of an unfinished checkpoint are not a checkpoint.
-            for file_name in written:
+            # Files of an unfinished checkpoint are not a checkpoint; their
+            # names are unique to this save, so nothing else is lost.
+            for file_name in files.values():
                 _remove_quietly(self._path(file_name))
             raise
-        manifest["manifest"] = manifest_name
+        manifest["manifest"] = f"{stem}.json"
+        replaced = [m for m in state["manifests"]
+                    if m["epoch"] == epoch_number]
         state["manifests"].append(manifest)
         if self.monitor is not None:
             state["best"] = _best_of(state["manifests"], self.monitor,
@@ -601,11 +978,17 @@ class VAECheckpoint(CopySafeCallback):
         if self.verbose:
             shown = "" if value is None else f", {self.monitor}={value:.6g}"
             print(f"{_OWNER}: saved {stem} in '{self.directory}'{shown}")
-        self._rotate()
-        self._write_index()
+        # The new checkpoint is complete: only now drop the one it replaces.
+        deleted = [m for m in replaced if m is not state["best"]]
+        for old in deleted:
+            self._delete(old, quiet=True)
+        deleted += self._rotate()
+        gone = {m["manifest"] for m in deleted}
+        self._write_index(
+            [m for m in everything if m["manifest"] not in gone] + [manifest]
+        )
 
-    def _manifest(self, epoch_number, sequence, logs, value, parts):
-        files = {part: file_name for part, file_name, _ in parts}
+    def _manifest(self, epoch_number, sequence, logs, value, files):
         sub_models = {
             part: (self._state[part].name
                    if self._state[part] is not None else None)
@@ -614,12 +997,13 @@ class VAECheckpoint(CopySafeCallback):
         manifest = {
             "format": MANIFEST_FORMAT,
             "epoch": epoch_number,
+            "run": self._state["run"],
             "sequence": sequence,
             "monitor": self.monitor,
             "mode": self.resolved_mode,
             "monitor_value": value,
             "logs": logs_to_floats(logs),
-            "files": files,
+            "files": dict(files),
             "model_name": self.model.name,
             "model_class": type(self.model).__name__,
             "sub_models": sub_models,
@@ -645,6 +1029,8 @@ class VAECheckpoint(CopySafeCallback):
     # ------------------------------------------------------------- rotation
 
     def _delete(self, manifest, quiet=False):
+        if manifest["run"] != self._state["run"]:
+            return  # never another run's files
         # Manifest first: from then on the checkpoint is incomplete.
         _remove_quietly(self._path(manifest["manifest"]))
         for file_name in manifest["files"].values():
@@ -658,53 +1044,57 @@ class VAECheckpoint(CopySafeCallback):
             print(f"{_OWNER}: removed {manifest['manifest'][:-5]}")
 
     def _rotate(self):
+        """Deletes the run's checkpoints beyond `keep_last` (but its best);
+        returns them."""
         if self.keep_last is None:
-            return
+            return []
         manifests = self._state["manifests"]
         keep = {id(m) for m in manifests[-self.keep_last:]}
         if self._state["best"] is not None:
             keep.add(id(self._state["best"]))
-        for manifest in list(manifests):
-            if id(manifest) not in keep:
-                self._delete(manifest)
+        doomed = [m for m in manifests if id(m) not in keep]
+        for manifest in doomed:
+            self._delete(manifest)
+        return doomed
 
-    def _remove_leftovers(self, manifests):
-        """Deletes files of checkpoints that never got a manifest.
+    def _remove_incomplete(self, run, manifests):
+        """Deletes files of the run that no complete checkpoint lists.
 
         They can only come from a process killed while saving (an exception
-        cleans up after itself): weight files without a manifest and
-        temporary files.
+        cleans up after itself). Other runs' files are never touched: their
+        writer may still be running.
         """
-        referenced = {
+        complete = {m["manifest"] for m in manifests} | {
             name for m in manifests for name in m["files"].values()
         }
         for name in os.listdir(self.directory):
-            orphan = _WEIGHTS_RE.match(name) and name not in referenced
-            if orphan or _TEMP_RE.match(name):
+            match = _RUN_FILE_RE.match(name)
+            if match and match["run"] == run and name not in complete:
                 _remove_quietly(self._path(name))
 
-    def _write_index(self):
-        state = self._state
+    def _write_index(self, manifests):
+        usable = [m for m in manifests if _recorded_finite(m)]
+        monitor, mode, _ = _best_criterion(usable)
+        best = _best_of(usable, monitor, mode)
 
         def entry(m):
             if m is None:
                 return None
             return {
                 "epoch": m["epoch"],
-                "sequence": m.get("sequence"),
+                "run": m["run"],
+                "sequence": m["sequence"],
                 "manifest": m["manifest"],
-                "monitor_value": m.get("monitor_value"),
+                "monitor_value": m["monitor_value"],
                 "files": m["files"],
             }
 
-        best = state["best"]
         index = {
             "format": MANIFEST_FORMAT,
-            "monitor": self.monitor,
-            "mode": self.resolved_mode,
-            "checkpoints": [entry(m) for m in state["manifests"]],
-            "latest": entry(state["manifests"][-1]) if state["manifests"]
-            else None,
+            "monitor": monitor,
+            "mode": mode,
+            "checkpoints": [entry(m) for m in manifests],
+            "latest": entry(usable[-1]) if usable else None,
             "best": entry(best),
             "best_epoch": None if best is None else best["epoch"],
         }
@@ -727,4 +1117,3 @@ class VAECheckpoint(CopySafeCallback):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
