@@ -51,7 +51,8 @@ def dense(n_in, n_out):
     return n_in * n_out + n_out
 
 
-def expected_counts(cfg, intermediate_dim=None):
+def expected_counts(cfg, intermediate_dim=None, intermediate_bn=False,
+                    decoder_dense_bn=False):
     """(trainable, non_trainable) for encoder and decoder of `cfg`."""
     h, w, c = cfg["input_shape"]
     k = 3
@@ -70,7 +71,7 @@ def expected_counts(cfg, intermediate_dim=None):
     head_in = flat
     if intermediate_dim is not None:
         enc_t += dense(flat, intermediate_dim)
-        if bn:
+        if intermediate_bn:
             enc_t += 2 * intermediate_dim
             enc_nt += 2 * intermediate_dim
         head_in = intermediate_dim
@@ -79,7 +80,7 @@ def expected_counts(cfg, intermediate_dim=None):
 
     dec_t = dense(z, flat)
     dec_nt = 0
-    if bn:
+    if decoder_dense_bn:
         dec_t += 2 * flat
         dec_nt += 2 * flat
     filters = cfg["decoder_filters"]
@@ -90,6 +91,25 @@ def expected_counts(cfg, intermediate_dim=None):
             dec_nt += 2 * f
         c_in = f
     return (enc_t, enc_nt), (dec_t, dec_nt)
+
+
+def published_count(model):
+    """Trainable weights + BN moving statistics, i.e. what the original VAE
+    reported: everything except the two documented non-trainable scalars
+    (`KLDivergenceLayer.beta`, `SamplingLayer.eps_factor`)."""
+    scalars = [w for layer in model.layers
+               if isinstance(layer, (KLDivergenceLayer, SamplingLayer))
+               for w in layer.weights]
+    # Guard the exclusion itself: exactly those two scalars (encoder only),
+    # and every other non-trainable weight is a BN moving statistic.
+    assert [tuple(w.shape) for w in scalars] == (
+        [(), ()] if scalars else [])
+    bn_stats = [w for layer in model.layers
+                if isinstance(layer, keras.layers.BatchNormalization)
+                for w in layer.non_trainable_weights]
+    assert n_params(model.non_trainable_weights) == (
+        n_params(bn_stats) + len(scalars))
+    return n_params(model.trainable_weights) + n_params(bn_stats)
 
 
 # ----------------------------------------------------------------------------
@@ -158,6 +178,81 @@ def test_faces_shapes_and_param_counts(intermediate_dim):
     assert decoder(z).shape == (2, 96, 96, 3)
 
 
+@pytest.mark.parametrize("z_dim, intermediate_dim, encoder, decoder", [
+    (256, None, 5_109_440, 2_757_571),
+    (256, 256, 2_881_472, 2_757_571),
+    (256, 384, 4_126_784, 2_757_571),
+    (512, None, 9_828_544, None),
+])
+def test_default_reproduces_published_faces_counts(z_dim, intermediate_dim,
+                                                   encoder, decoder):
+    enc, dec = build(FACES, z_dim=z_dim, intermediate_dim=intermediate_dim)
+    assert published_count(enc) == encoder
+    assert enc.count_params() == encoder + 2  # + beta and eps_factor
+    if decoder is not None:
+        assert published_count(dec) == dec.count_params() == decoder
+
+
+def test_default_reproduces_published_mnist_counts():
+    enc, dec = build_conv_encoder_decoder(
+        (28, 28, 1), 2, (32, 64, 128), 3, (1, 2, 2), (64, 32, 1), 3,
+        (2, 2, 1),
+    )
+    assert published_count(enc) == 117_764
+    assert published_count(dec) == 111_361
+
+
+def test_opt_in_dense_extras_add_exactly_their_layers():
+    # The three switches restore the BN / activation blocks after the two
+    # Dense layers, each adding exactly its own layer and weights.
+    base_enc, base_dec = build(FACES, intermediate_dim=256)
+    enc, dec = build(FACES, intermediate_dim=256,
+                     intermediate_batch_norm=True,
+                     decoder_dense_batch_norm=True,
+                     decoder_dense_activation=True)
+    assert published_count(enc) - published_count(base_enc) == 4 * 256
+    assert published_count(dec) - published_count(base_dec) == 4 * 6 * 6 * 256
+    assert [layer.name for layer in dec.layers[:5]] == [
+        "decoder_input", "decoder_dense", "decoder_dense_bn",
+        "decoder_dense_act", "decoder_reshape",
+    ]
+    assert enc.get_layer("encoder_dense_bn").output is enc.get_layer(
+        "encoder_dense_act").input
+    (enc_t, enc_nt), (dec_t, dec_nt) = expected_counts(
+        FACES, 256, intermediate_bn=True, decoder_dense_bn=True)
+    assert n_params(enc.trainable_weights) == enc_t
+    assert n_params(enc.non_trainable_weights) == enc_nt
+    assert n_params(dec.trainable_weights) == dec_t
+    assert n_params(dec.non_trainable_weights) == dec_nt
+
+    # Each switch on its own; the activation alone adds no weights, and
+    # intermediate_batch_norm without an intermediate layer changes nothing.
+    _, dec = build(decoder_dense_activation=True)
+    assert [layer.name for layer in dec.layers[1:4]] == [
+        "decoder_dense", "decoder_dense_act", "decoder_reshape"]
+    assert dec.get_layer("decoder_dense_act").get_config()[
+        "activation"] == "leaky_relu"
+    _, dec = build(decoder_dense_batch_norm=True)
+    assert [layer.name for layer in dec.layers[1:4]] == [
+        "decoder_dense", "decoder_dense_bn", "decoder_reshape"]
+    enc, _ = build(intermediate_batch_norm=True)
+    assert published_count(enc) == published_count(build()[0])
+
+
+def test_default_decoder_dense_is_linear():
+    _, decoder = build(FACES, z_dim=4)
+    dense_layer = decoder.get_layer("decoder_dense")
+    z = np.random.default_rng(7).normal(size=(3, 4)).astype("float32") * 5
+    pre = keras.Model(decoder.input,
+                      decoder.get_layer("decoder_reshape").output)
+    kernel, bias = (keras.ops.convert_to_numpy(w)
+                    for w in dense_layer.weights)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(pre(z)).reshape(3, -1), z @ kernel + bias,
+        rtol=1e-5, atol=1e-4,
+    )
+
+
 def test_intermediate_dense_roughly_halves_faces_encoder():
     plain, _ = build(FACES)
     slim, _ = build(FACES, intermediate_dim=256)
@@ -167,6 +262,8 @@ def test_intermediate_dense_roughly_halves_faces_encoder():
 def test_no_hidden_layers_and_clear_names():
     encoder, decoder = build(DIGITS, batch_norm=True, dropout_rate=0.1,
                              intermediate_dim=16)
+    # The original structure: no BN after either Dense layer, and the
+    # decoder's Dense goes straight into the Reshape.
     assert [layer.name for layer in encoder.layers] == [
         "encoder_input",
         "encoder_conv_1", "encoder_conv_1_bn", "encoder_conv_1_act",
@@ -174,17 +271,29 @@ def test_no_hidden_layers_and_clear_names():
         "encoder_conv_2", "encoder_conv_2_bn", "encoder_conv_2_act",
         "encoder_conv_2_dropout",
         "encoder_flatten",
-        "encoder_dense", "encoder_dense_bn", "encoder_dense_act",
-        "encoder_dense_dropout",
+        "encoder_dense", "encoder_dense_act", "encoder_dense_dropout",
         "mu", "logvar", "kl_divergence", "z",
     ]
     assert [layer.name for layer in decoder.layers] == [
         "decoder_input",
-        "decoder_dense", "decoder_dense_bn", "decoder_dense_act",
-        "decoder_reshape",
+        "decoder_dense", "decoder_reshape",
         "decoder_deconv_1", "decoder_deconv_1_bn", "decoder_deconv_1_act",
         "decoder_deconv_2",
         "decoder_output",
+    ]
+    # The opt-in extras keep the established layer names.
+    encoder, decoder = build(DIGITS, batch_norm=True, dropout_rate=0.1,
+                             intermediate_dim=16,
+                             intermediate_batch_norm=True,
+                             decoder_dense_activation=True,
+                             decoder_dense_batch_norm=True)
+    assert [layer.name for layer in encoder.layers][10:14] == [
+        "encoder_dense", "encoder_dense_bn", "encoder_dense_act",
+        "encoder_dense_dropout",
+    ]
+    assert [layer.name for layer in decoder.layers][1:5] == [
+        "decoder_dense", "decoder_dense_bn", "decoder_dense_act",
+        "decoder_reshape",
     ]
     assert isinstance(encoder.get_layer("kl_divergence"), KLDivergenceLayer)
     assert isinstance(encoder.get_layer("z"), SamplingLayer)
@@ -318,10 +427,15 @@ def test_selu_uses_lecun_normal_and_alpha_dropout():
         layer = encoder.get_layer(name)
         assert isinstance(layer.kernel_initializer,
                           keras.initializers.LecunNormal), name
-    for name in ("decoder_dense", "decoder_deconv_1"):
-        layer = decoder.get_layer(name)
-        assert isinstance(layer.kernel_initializer,
-                          keras.initializers.LecunNormal), name
+    layer = decoder.get_layer("decoder_deconv_1")
+    assert isinstance(layer.kernel_initializer, keras.initializers.LecunNormal)
+    # The decoder's Dense is linear by default (Glorot, like the heads);
+    # LeCun only when the activation follows it.
+    assert isinstance(decoder.get_layer("decoder_dense").kernel_initializer,
+                      keras.initializers.GlorotUniform)
+    _, decoder = build(activation="selu", decoder_dense_activation=True)
+    assert isinstance(decoder.get_layer("decoder_dense").kernel_initializer,
+                      keras.initializers.LecunNormal)
     assert encoder.get_layer("encoder_conv_1_act").get_config()[
         "activation"
     ] == "selu"
@@ -374,6 +488,9 @@ def test_selu_uses_lecun_normal_and_alpha_dropout():
         (dict(eps_clip=-1.0), "eps_clip"),
         (dict(output_activation="relu"), "output_activation"),
         (dict(batch_norm="yes"), "batch_norm"),
+        (dict(intermediate_batch_norm=1), "intermediate_batch_norm"),
+        (dict(decoder_dense_activation="relu"), "decoder_dense_activation"),
+        (dict(decoder_dense_batch_norm=None), "decoder_dense_batch_norm"),
         (dict(seed=1.5), "seed"),
         (dict(decoder_filters=(8, 3)), r"decoder_filters.*input_shape"),
     ],

@@ -34,6 +34,9 @@ def build_conv_encoder_decoder(
     batch_norm=False,
     dropout_rate=0.0,
     intermediate_dim=None,
+    intermediate_batch_norm=False,
+    decoder_dense_activation=False,
+    decoder_dense_batch_norm=False,
     beta=1.0,
     eps_clip=5.0,
     output_activation="sigmoid",
@@ -57,9 +60,11 @@ def build_conv_encoder_decoder(
       and `Dropout` (`encoder_conv_i_dropout`, only with `dropout_rate > 0`).
     * `Flatten` (`encoder_flatten`).
     * Optional `Dense(intermediate_dim)` (`encoder_dense`) followed by the
-      same BN / activation / dropout block (`encoder_dense_bn`, ...).
-      Flatten -> (mu, logvar) usually dominates the parameter count; this
-      bottleneck roughly halves it.
+      activation (`encoder_dense_act`) and dropout (`encoder_dense_dropout`,
+      only with `dropout_rate > 0`); `BatchNormalization` before the
+      activation (`encoder_dense_bn`) only with
+      `intermediate_batch_norm=True`. Flatten -> (mu, logvar) usually
+      dominates the parameter count; this bottleneck roughly halves it.
     * Two linear `Dense(z_dim)` heads `mu` and `logvar`, the pass-through
       `KLDivergenceLayer(beta)` (`kl_divergence`) and the
       `SamplingLayer(eps_clip, seed)` (`z`).
@@ -67,10 +72,12 @@ def build_conv_encoder_decoder(
     Decoder:
 
     * `Input((z_dim,))` (`decoder_input`).
-    * `Dense(h * w * c)` (`decoder_dense`), where `(h, w, c)` is the
-      encoder's pre-flatten shape, then BN (`decoder_dense_bn`, only with
-      `batch_norm=True`) and the activation (`decoder_dense_act`), and
-      `Reshape((h, w, c))` (`decoder_reshape`).
+    * A linear `Dense(h * w * c)` (`decoder_dense`), where `(h, w, c)` is
+      the encoder's pre-flatten shape, directly followed by
+      `Reshape((h, w, c))` (`decoder_reshape`). Opt-in extras between the
+      two: `BatchNormalization` (`decoder_dense_bn`, with
+      `decoder_dense_batch_norm=True`) and the activation
+      (`decoder_dense_act`, with `decoder_dense_activation=True`).
     * One `Conv2DTranspose` per entry of `decoder_filters`
       (`decoder_deconv_i`). All but the last are followed by BN (if
       `batch_norm`) and the activation; the last one is linear and its
@@ -78,6 +85,12 @@ def build_conv_encoder_decoder(
     * An `Activation(output_activation)` (`decoder_output`) computed in
       float32, so the reconstruction stays float32 under mixed precision.
       It has no weights.
+
+    With the defaults this is the layer structure of the original faces VAE
+    (input `(96, 96, 3)`, filters `(32, 64, 128, 256)` / `(128, 64, 32, 3)`,
+    kernels 3, strides 2, `batch_norm=True`, `z_dim=256`): encoder
+    5,109,440 parameters (2,881,472 with `intermediate_dim=256`), decoder
+    2,757,571, not counting the encoder's two non-trainable scalars below.
 
     Conventions:
 
@@ -114,11 +127,20 @@ def build_conv_encoder_decoder(
         decoder_strides: As `encoder_strides`, for the decoder.
         padding: `"same"` or `"valid"`, used by every conv layer.
         activation: Hidden activation: `"leaky_relu"`, `"relu"` or `"selu"`.
-        batch_norm: Whether to put `BatchNormalization` before each hidden
-            activation (encoder and decoder).
+        batch_norm: Whether to put `BatchNormalization` before the
+            activation of every hidden conv / transposed-conv layer (encoder
+            and decoder). The two Dense layers have their own switches.
         dropout_rate: Encoder dropout rate in `[0, 1)`; `0` adds no layer.
         intermediate_dim: Optional int >= 1: size of a Dense layer between
             Flatten and the `mu` / `logvar` heads. `None` for none.
+        intermediate_batch_norm: If `True`, put `BatchNormalization` between
+            the intermediate Dense and its activation (independent of
+            `batch_norm`; ignored without `intermediate_dim`).
+        decoder_dense_activation: If `True`, apply the hidden activation to
+            the decoder's first Dense layer (linear by default).
+        decoder_dense_batch_norm: If `True`, put `BatchNormalization` after
+            the decoder's first Dense layer (before the activation when
+            `decoder_dense_activation=True`; independent of `batch_norm`).
         beta: Non-negative finite KL weight of the `KLDivergenceLayer`.
         eps_clip: Positive clamp of the sampling noise, or `None` for none.
         output_activation: `"sigmoid"` (pixel probabilities in `[0, 1]`), or
@@ -156,11 +178,13 @@ def build_conv_encoder_decoder(
     z_dim = check_positive_int(z_dim, "z_dim", _OWNER)
     padding = check_choice(padding, "padding", PADDINGS, _OWNER)
     activation = check_choice(activation, "activation", ACTIVATIONS, _OWNER)
-    if not isinstance(batch_norm, bool):
-        raise ValueError(
-            f"{_OWNER}: `batch_norm` must be True or False, received "
-            f"{batch_norm!r}."
-        )
+    batch_norm = _check_bool(batch_norm, "batch_norm")
+    intermediate_batch_norm = _check_bool(
+        intermediate_batch_norm, "intermediate_batch_norm")
+    decoder_dense_activation = _check_bool(
+        decoder_dense_activation, "decoder_dense_activation")
+    decoder_dense_batch_norm = _check_bool(
+        decoder_dense_batch_norm, "decoder_dense_batch_norm")
     dropout_rate = check_finite_number(
         dropout_rate, "dropout_rate", _OWNER, minimum=0.0
     )
@@ -218,13 +242,15 @@ def build_conv_encoder_decoder(
 
     encoder = _build_encoder(
         input_shape, z_dim, enc_filters, enc_kernels, enc_strides, padding,
-        activation, batch_norm, dropout_rate, intermediate_dim, beta,
-        eps_clip, seed, f"{name}_encoder" if name else "encoder",
+        activation, batch_norm, dropout_rate, intermediate_dim,
+        intermediate_batch_norm, beta, eps_clip, seed,
+        f"{name}_encoder" if name else "encoder",
     )
     decoder = _build_decoder(
         input_shape, z_dim, pre_flatten_shape, dec_filters, dec_kernels,
-        dec_strides, padding, activation, batch_norm, output_activation,
-        f"{name}_decoder" if name else "decoder",
+        dec_strides, padding, activation, batch_norm,
+        decoder_dense_activation, decoder_dense_batch_norm,
+        output_activation, f"{name}_decoder" if name else "decoder",
     )
     # Safety net: the formulas above must agree with what Keras built.
     if tuple(decoder.output.shape[1:]) != input_shape:
@@ -238,6 +264,14 @@ def build_conv_encoder_decoder(
 # ----------------------------------------------------------------------------
 # Argument checks
 # ----------------------------------------------------------------------------
+
+
+def _check_bool(value, name):
+    if not isinstance(value, bool):
+        raise ValueError(
+            f"{_OWNER}: `{name}` must be True or False, received {value!r}."
+        )
+    return value
 
 
 def _check_input_shape(input_shape):
@@ -433,11 +467,12 @@ def _kernel_initializer(activation):
     return "lecun_normal" if activation == "selu" else "glorot_uniform"
 
 
-def _post_block(x, prefix, activation, batch_norm, dropout_rate):
-    """BN (optional) -> activation -> dropout (optional)."""
+def _post_block(x, prefix, activation, batch_norm, dropout_rate=0.0):
+    """BN (optional) -> activation (unless `None`) -> dropout (optional)."""
     if batch_norm:
         x = keras.layers.BatchNormalization(name=f"{prefix}_bn")(x)
-    x = keras.layers.Activation(activation, name=f"{prefix}_act")(x)
+    if activation is not None:
+        x = keras.layers.Activation(activation, name=f"{prefix}_act")(x)
     if dropout_rate > 0.0:
         # AlphaDropout keeps SELU's self-normalising mean and variance.
         dropout_cls = (
@@ -450,7 +485,7 @@ def _post_block(x, prefix, activation, batch_norm, dropout_rate):
 
 def _build_encoder(input_shape, z_dim, filters, kernels, strides, padding,
                    activation, batch_norm, dropout_rate, intermediate_dim,
-                   beta, eps_clip, seed, model_name):
+                   intermediate_batch_norm, beta, eps_clip, seed, model_name):
     init = _kernel_initializer(activation)
     inputs = keras.Input(shape=input_shape, name="encoder_input")
     x = inputs
@@ -466,8 +501,8 @@ def _build_encoder(input_shape, z_dim, filters, kernels, strides, padding,
         x = keras.layers.Dense(
             intermediate_dim, kernel_initializer=init, name="encoder_dense"
         )(x)
-        x = _post_block(x, "encoder_dense", activation, batch_norm,
-                        dropout_rate)
+        x = _post_block(x, "encoder_dense", activation,
+                        intermediate_batch_norm, dropout_rate)
     mu = keras.layers.Dense(z_dim, name="mu")(x)
     logvar = keras.layers.Dense(z_dim, name="logvar")(x)
     mu, logvar = KLDivergenceLayer(beta=beta, name="kl_divergence")(
@@ -479,14 +514,20 @@ def _build_encoder(input_shape, z_dim, filters, kernels, strides, padding,
 
 def _build_decoder(input_shape, z_dim, pre_flatten_shape, filters, kernels,
                    strides, padding, activation, batch_norm,
-                   output_activation, model_name):
+                   dense_activation, dense_batch_norm, output_activation,
+                   model_name):
     init = _kernel_initializer(activation)
     inputs = keras.Input(shape=(z_dim,), name="decoder_input")
+    # Linear by default, as in the original VAE; LeCun init only when the
+    # activation follows (the same rule as every other layer).
     x = keras.layers.Dense(
-        math.prod(pre_flatten_shape), kernel_initializer=init,
+        math.prod(pre_flatten_shape),
+        kernel_initializer=init if dense_activation else "glorot_uniform",
         name="decoder_dense",
     )(inputs)
-    x = _post_block(x, "decoder_dense", activation, batch_norm, 0.0)
+    x = _post_block(x, "decoder_dense",
+                    activation if dense_activation else None,
+                    dense_batch_norm)
     x = keras.layers.Reshape(pre_flatten_shape, name="decoder_reshape")(x)
     last = len(filters)
     for i, (n, kernel, stride) in enumerate(zip(filters, kernels, strides), 1):
@@ -498,7 +539,7 @@ def _build_decoder(input_shape, z_dim, pre_flatten_shape, filters, kernels,
             name=prefix,
         )(x)
         if i < last:
-            x = _post_block(x, prefix, activation, batch_norm, 0.0)
+            x = _post_block(x, prefix, activation, batch_norm)
     # float32 so the reconstruction (and its loss) stays float32 under
     # mixed precision; "linear" leaves logits.
     outputs = keras.layers.Activation(
