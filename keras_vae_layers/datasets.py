@@ -7,7 +7,9 @@
   first use) and fail with a clear message pointing at `load_shapes` when
   there is no network.
 * `load_image_folder` turns a folder of images (e.g. CelebA) into one `uint8`
-  array, with centre cropping, resizing and an atomic on-disk cache.
+  array, with centre cropping, resizing and an atomic on-disk cache. Its two
+  halves, `list_image_files` and `decode_image`, hold the listing and
+  decoding rules and work on their own (e.g. to build shards).
 * `make_image_dataset` feeds a `uint8` array to `VAEModel.fit` through
   `tf.data`, scaling to float32 per batch. `ImageDataGenerator` is gone in
   Keras 3, and scaling per batch keeps big image sets at a quarter of the
@@ -40,6 +42,8 @@ __all__ = [
     "load_dataset",
     "DATASET_NAMES",
     "load_image_folder",
+    "list_image_files",
+    "decode_image",
     "make_image_dataset",
 ]
 
@@ -564,19 +568,135 @@ def _check_size_pair(size, owner):
             check_positive_int(size[1], "size[1]", owner))
 
 
+_COLOR_MODES = {"rgb": "RGB", "grayscale": "L"}
+_CROPS = ("center", "none")
+
+# Greyscale modes with more than 8 bits per sample. Pillow opens 16-bit
+# greyscale PNGs as "I;16" ("I" before Pillow 10), 16-bit TIFF / PGM files
+# as "I;16" / "I;16B"; "I" is 32-bit signed.
+_WIDE_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def _check_extensions(extensions, owner):
+    if isinstance(extensions, str):
+        extensions = (extensions,)
+    try:
+        extensions = tuple(extensions)
+    except TypeError:
+        extensions = None
+    if not extensions or not all(isinstance(e, str) and e for e in extensions):
+        raise ValueError(
+            f"{owner}: `extensions` must be a non-empty sequence of file "
+            f"suffixes such as '.png', received {extensions!r}."
+        )
+    return tuple(e.lower() for e in extensions)
+
+
+def _check_folder(path, owner):
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{owner}: folder {path!r} does not exist.")
+    if not os.path.isdir(path):
+        raise ValueError(f"{owner}: `path` {path!r} is not a folder.")
+    return path
+
+
+def _is_listed_file(entry):
+    """Whether a non-folder directory entry is a file to try decoding."""
+    try:
+        # Follows symlinks. FIFOs, sockets and devices are not files: opening
+        # a FIFO would block the load forever.
+        if entry.is_file():
+            return True
+        # A dangling symlink is listed so that the load reports it as
+        # unreadable instead of dropping it without a word.
+        return entry.is_symlink() and not os.path.exists(entry.path)
+    except OSError:
+        # A symlink loop (ELOOP) or an entry that just vanished: listed, and
+        # reported like any other file that cannot be read.
+        return True
+
+
 def _list_image_files(path, recursive, extensions):
-    if recursive:
-        found = []
-        for root, dirs, files in os.walk(path):
-            dirs.sort()
-            found.extend(os.path.join(root, f) for f in files)
-    else:
-        found = [e.path for e in os.scandir(path) if e.is_file()]
+    found = []
+    folders = [path]
+    while folders:
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as entries:
+                entries = list(entries)
+        except OSError:
+            if folder == path:
+                raise
+            continue  # an unreadable sub-folder is skipped, as os.walk does
+        for entry in entries:
+            try:
+                is_folder = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_folder = False
+            if is_folder:
+                # Symlinked folders are not followed (no cycles), as in
+                # os.walk; they fail _is_listed_file below.
+                if recursive:
+                    folders.append(entry.path)
+            elif (entry.name.lower().endswith(extensions)
+                  and _is_listed_file(entry)):
+                found.append(entry.path)
     # Sorted so that image i is the same file on every machine and every run.
-    return sorted(f for f in found if f.lower().endswith(extensions))
+    return sorted(found)
 
 
-def _load_one(file, size, crop, mode):
+def list_image_files(path, recursive=False, extensions=IMAGE_EXTENSIONS):
+    """Lists the image files of a folder, as `load_image_folder` reads them.
+
+    A file is listed when its name ends with one of `extensions` (case
+    insensitive) and it is a regular file or a symlink to one. Broken and
+    looping symlinks are listed too, so that a load reports them as
+    unreadable; FIFOs, sockets and devices are not. Symlinked sub-folders
+    are not followed.
+
+    Args:
+        path: Folder to list.
+        recursive: If `True`, also list sub-folders (unreadable sub-folders
+            are skipped).
+        extensions: File suffixes to list, e.g. `(".png", ".jpg")`.
+
+    Returns:
+        Sorted list of file paths (each `path` joined with the relative
+        name), the order in which `load_image_folder` stacks the images.
+
+    Raises:
+        FileNotFoundError: If `path` does not exist.
+        ValueError: If `path` is not a folder, or `extensions` is empty.
+
+    Example:
+
+    >>> files = list_image_files("img_align_celeba")
+    >>> shard = [decode_image(f, size=64) for f in files[:1000]]
+    """
+    owner = "list_image_files"
+    path = _check_folder(path, owner)
+    extensions = _check_extensions(extensions, owner)
+    return _list_image_files(path, recursive, extensions)
+
+
+def _to_8_bit(img):
+    """A wide greyscale image (`_WIDE_GRAY_MODES`) as 8-bit mode "L".
+
+    Keeps the high byte (`v >> 8`). Pillow's `convert("L")` clips instead,
+    which turns a 0..65535 ramp almost white. The high byte is what Pillow
+    itself keeps of 16-bit RGB(A) PNGs, so greyscale and colour 16-bit files
+    of one set agree; it differs from round(v / 257) by at most one level.
+    """
+    from PIL import Image
+
+    arr = np.asarray(img)
+    if img.mode == "I":  # 32-bit: read as 16-bit samples, clipped
+        arr = np.clip(arr, 0, 65535)
+    return Image.fromarray((arr >> 8).astype(np.uint8))
+
+
+def _decode(file, size, crop, mode):
     from PIL import Image
     from PIL import ImageOps
 
@@ -584,8 +704,10 @@ def _load_one(file, size, crop, mode):
     with Image.open(file) as img:
         # Camera JPEGs store rotation in EXIF; honour it like viewers do.
         img = ImageOps.exif_transpose(img)
-        # Palette / alpha / 16-bit modes go through RGB first so that
-        # transparency and palettes resolve the way viewers show them.
+        if img.mode in _WIDE_GRAY_MODES:
+            img = _to_8_bit(img)
+        # Palette / alpha modes go through RGB first so that transparency
+        # and palettes resolve the way viewers show them.
         if img.mode not in ("RGB", "L"):
             img = img.convert("RGB")
         if img.mode != mode:
@@ -615,6 +737,46 @@ def _load_one(file, size, crop, mode):
     if arr.ndim == 2:
         arr = arr[..., None]
     return arr
+
+
+def decode_image(file, size=(96, 96), crop="center", color_mode="rgb"):
+    """Decodes one image file exactly as `load_image_folder` does.
+
+    The rules, in order: the EXIF orientation is applied; 16-bit greyscale
+    (Pillow modes `"I;16"`, `"I;16B"`, ..., and 32-bit `"I"` read as 16-bit
+    samples) is reduced to 8 bits by keeping the high byte (`v >> 8`, what
+    Pillow does for 16-bit RGB(A) PNGs); palette and alpha images are
+    converted to RGB (alpha dropped); then to `color_mode`; then the image
+    is centre-cropped to the aspect ratio of `size` (with `crop="center"`)
+    and resized with a Lanczos filter.
+
+    Args:
+        file: Path or binary file object of an image Pillow can open.
+        size: Output `(height, width)` in pixels, or an int for a square.
+        crop: `"center"` crops to the target aspect ratio before resizing;
+            `"none"` resizes the whole image (distorting its aspect ratio).
+        color_mode: `"rgb"` (3 channels) or `"grayscale"` (1 channel).
+
+    Returns:
+        `uint8` array of shape `(height, width, channels)`.
+
+    Raises:
+        ValueError: On bad arguments.
+        OSError: If `file` cannot be read or decoded (Pillow's
+            `UnidentifiedImageError` is an `OSError`); a few corrupt files
+            make Pillow raise other exceptions.
+
+    Example:
+
+    >>> image = decode_image("face.png", size=64)
+    >>> image.shape, image.dtype
+    ((64, 64, 3), dtype('uint8'))
+    """
+    owner = "decode_image"
+    size = _check_size_pair(size, owner)
+    check_choice(crop, "crop", _CROPS, owner)
+    check_choice(color_mode, "color_mode", tuple(_COLOR_MODES), owner)
+    return _decode(file, size, crop, _COLOR_MODES[color_mode])
 
 
 def _cache_meta(size, crop, color_mode, max_images=None):
@@ -664,11 +826,13 @@ def load_image_folder(path, size=(96, 96), crop="center", color_mode="rgb",
                       progress_every=5000, max_images=None):
     """Loads a folder of images into one `uint8` array (e.g. CelebA).
 
-    Each image is centre-cropped to the aspect ratio of `size` (a square for
-    the default), resized with a Lanczos filter and converted to RGB or
-    grayscale. Files whose extension is not in `extensions` are ignored;
-    files that have one but cannot be decoded (corrupt, not an image) are
-    skipped with a single warning giving their count and a few names.
+    The files are those `list_image_files` lists, each decoded by
+    `decode_image`: centre-cropped to the aspect ratio of `size` (a square
+    for the default), resized with a Lanczos filter and converted to RGB or
+    grayscale; 16-bit images are scaled to 8 bits (`v >> 8`). Files whose
+    extension is not in `extensions` are ignored; files that have one but
+    cannot be decoded (corrupt, not an image, a broken or looping symlink)
+    are skipped with a single warning giving their count and a few names.
 
     The result stays `uint8` (a quarter of the memory of float32); scale it
     per batch with `make_image_dataset`.
@@ -711,13 +875,9 @@ def load_image_folder(path, size=(96, 96), crop="center", color_mode="rgb",
     """
     owner = "load_image_folder"
     size = _check_size_pair(size, owner)
-    check_choice(crop, "crop", ("center", "none"), owner)
-    check_choice(color_mode, "color_mode", ("rgb", "grayscale"), owner)
-    if isinstance(extensions, str):
-        extensions = (extensions,)
-    extensions = tuple(e.lower() for e in extensions)
-    if not extensions:
-        raise ValueError(f"{owner}: `extensions` must not be empty.")
+    check_choice(crop, "crop", _CROPS, owner)
+    check_choice(color_mode, "color_mode", tuple(_COLOR_MODES), owner)
+    extensions = _check_extensions(extensions, owner)
     if num_workers is None:
         num_workers = min(os.cpu_count() or 1, 8)
     num_workers = check_positive_int(num_workers, "num_workers", owner)
@@ -740,12 +900,7 @@ def load_image_folder(path, size=(96, 96), crop="center", color_mode="rgb",
             _log(f"{owner}: cache {cache!r} was written with other settings; "
                  "rebuilding it.")
 
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(
-            f"{owner}: folder {path!r} does not exist.")
-    if not os.path.isdir(path):
-        raise ValueError(f"{owner}: `path` {path!r} is not a folder.")
+    path = _check_folder(path, owner)
     files = _list_image_files(path, recursive, extensions)
     if max_images is not None:
         files = files[:max_images]
@@ -755,7 +910,7 @@ def load_image_folder(path, size=(96, 96), crop="center", color_mode="rgb",
             f"{extensions}{', recursively' if recursive else ''})."
         )
 
-    mode = "RGB" if color_mode == "rgb" else "L"
+    mode = _COLOR_MODES[color_mode]
     channels = 3 if mode == "RGB" else 1
     images = np.empty((len(files), size[0], size[1], channels), np.uint8)
     ok = np.zeros(len(files), dtype=bool)
@@ -766,7 +921,7 @@ def load_image_folder(path, size=(96, 96), crop="center", color_mode="rgb",
 
     def work(i):
         try:
-            images[i] = _load_one(files[i], size, crop, mode)
+            images[i] = _decode(files[i], size, crop, mode)
             ok[i] = True
         except Exception as err:  # Pillow raises many types for bad files
             failed.append((files[i], err))

@@ -2,8 +2,10 @@
 
 import math
 import os
+import struct
 import urllib.error
 import warnings
+import zlib
 
 import keras
 import numpy as np
@@ -513,6 +515,169 @@ def test_image_folder_progress_output(image_folder, capsys):
     _load_quiet(image_folder, size=8, verbose=False)
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+def _write_png16(path, samples):
+    """Writes a 16-bit PNG by hand (Pillow cannot write 16-bit colour).
+
+    `samples`: uint16 array (h, w) for greyscale, (h, w, 3) RGB, (h, w, 4)
+    RGBA.
+    """
+    arr = np.asarray(samples, dtype=">u2")
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    h, w, c = arr.shape
+    color_type = {1: 0, 3: 2, 4: 6}[c]
+    raw = b"".join(b"\x00" + arr[y].tobytes() for y in range(h))
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+# A 0..65535 ramp with the values where 8-bit scaling goes wrong.
+RAMP16 = np.concatenate([
+    np.array([0, 255, 256, 257, 511, 32767, 32768, 65280, 65534, 65535]),
+    np.linspace(0, 65535, 54).astype(np.int64),
+]).astype(np.uint16).reshape(8, 8)
+
+
+def test_image_folder_16_bit_greyscale_png_is_scaled_not_saturated(tmp_path):
+    Image.fromarray(RAMP16).save(tmp_path / "ramp.png")
+    assert Image.open(tmp_path / "ramp.png").mode == "I;16"
+    expected = (RAMP16 >> 8).astype(np.uint8)
+    gray = _load_quiet(tmp_path, size=8, color_mode="grayscale")
+    np.testing.assert_array_equal(gray[0, ..., 0], expected)
+    rgb = _load_quiet(tmp_path, size=8)
+    np.testing.assert_array_equal(rgb[0], np.repeat(expected[..., None], 3,
+                                                    axis=-1))
+    # The symptom reported: a full ramp loaded with mean 254 (saturated).
+    assert abs(float(rgb.mean()) - float(expected.mean())) < 1e-9
+    assert 120 < rgb.mean() < 135
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_16_bit_colour_png_matches_16_bit_greyscale(tmp_path, channels):
+    # Pillow reduces 16-bit RGB(A) PNGs itself (high byte); greyscale must
+    # follow the same rule so both kinds of file in one set agree.
+    samples = np.repeat(RAMP16[..., None], channels, axis=-1)
+    if channels == 4:
+        samples[..., 3] = 65535
+    _write_png16(tmp_path / "colour.png", samples)
+    _write_png16(tmp_path / "gray.png", RAMP16)
+    colour = datasets.decode_image(tmp_path / "colour.png", size=8)
+    gray = datasets.decode_image(tmp_path / "gray.png", size=8)
+    expected = np.repeat((RAMP16 >> 8).astype(np.uint8)[..., None], 3, -1)
+    np.testing.assert_array_equal(colour, expected)
+    np.testing.assert_array_equal(gray, expected)
+
+
+@pytest.mark.parametrize("mode", ["I;16B", "I"])
+def test_decode_image_other_wide_greyscale_modes(tmp_path, mode):
+    # "I;16B": big-endian 16-bit (TIFF); "I": 32-bit, which Pillow uses for
+    # 16-bit PGM files. Both are read as 16-bit samples.
+    if mode == "I":
+        Image.fromarray(RAMP16.astype(np.int32)).save(tmp_path / "ramp.pgm")
+        file = tmp_path / "ramp.pgm"
+    else:
+        Image.frombytes(mode, (8, 8), RAMP16.astype(">u2").tobytes()).save(
+            tmp_path / "ramp.tif")
+        file = tmp_path / "ramp.tif"
+    assert Image.open(file).mode == mode
+    got = datasets.decode_image(file, size=8, color_mode="grayscale")
+    np.testing.assert_array_equal(got[..., 0], RAMP16 >> 8)
+    # Out-of-range 32-bit values clip to the 16-bit range.
+    if mode == "I":
+        wide = np.array([[-5, 70000]], np.int32).repeat(2, axis=0)
+        Image.fromarray(wide).save(tmp_path / "wide.tif")
+        got = datasets.decode_image(tmp_path / "wide.tif", size=(2, 2),
+                                    crop="none", color_mode="grayscale")
+        np.testing.assert_array_equal(got[..., 0], [[0, 255], [0, 255]])
+
+
+@pytest.fixture()
+def symlink_folder(tmp_path):
+    folder = tmp_path / "links"
+    (folder / "sub").mkdir(parents=True)
+    Image.new("RGB", (10, 10), (50, 60, 70)).save(folder / "a_good.png")
+    os.symlink("b_loop.png", folder / "b_loop.png")  # points at itself
+    os.symlink("missing.png", folder / "c_broken.png")
+    os.symlink("a_good.png", folder / "d_alias.png")  # a valid link: read
+    os.symlink("sub", folder / "e_dir_link.png")  # a folder: not a file
+    os.mkfifo(folder / "f_fifo.png")  # would block a reader forever
+    Image.new("RGB", (10, 10), (1, 2, 3)).save(folder / "sub" / "g_deep.png")
+    os.symlink("../b_loop.png", folder / "sub" / "h_loop2.png")
+    return folder
+
+
+@pytest.mark.parametrize("recursive", [False, True])
+def test_image_folder_skips_looping_and_broken_symlinks(symlink_folder,
+                                                        recursive):
+    with pytest.warns(UserWarning, match="skipped") as record:
+        images = load_image_folder(symlink_folder, size=4, verbose=False,
+                                   recursive=recursive)
+    message = str(record[0].message)
+    assert "b_loop.png" in message and "c_broken.png" in message
+    assert "f_fifo.png" not in message and "e_dir_link" not in message
+    if recursive:
+        assert "skipped 3 unreadable" in message and "h_loop2.png" in message
+        assert images.shape == (3, 4, 4, 3)
+    else:
+        assert "skipped 2 unreadable" in message
+        assert images.shape == (2, 4, 4, 3)  # a_good.png and its alias
+    np.testing.assert_array_equal(images[0, 0, 0], (50, 60, 70))
+    np.testing.assert_array_equal(images[1], images[0])
+
+
+def test_list_image_files_rules(symlink_folder):
+    names = [os.path.relpath(f, symlink_folder)
+             for f in datasets.list_image_files(symlink_folder)]
+    # Regular files and links to them, plus the broken / looping links
+    # (listed so the load reports them); no FIFO, no folder link.
+    assert names == ["a_good.png", "b_loop.png", "c_broken.png",
+                     "d_alias.png"]
+    deep = [os.path.relpath(f, symlink_folder) for f in
+            datasets.list_image_files(symlink_folder, recursive=True,
+                                      extensions=".PNG")]
+    assert deep == names + [os.path.join("sub", "g_deep.png"),
+                            os.path.join("sub", "h_loop2.png")]
+    assert datasets.list_image_files(symlink_folder, extensions=".jpg") == []
+    with pytest.raises(FileNotFoundError, match="list_image_files.*nowhere"):
+        datasets.list_image_files(symlink_folder / "nowhere")
+    with pytest.raises(ValueError, match="list_image_files.*not a folder"):
+        datasets.list_image_files(symlink_folder / "a_good.png")
+    for bad in ((), [".png", 3], 5):
+        with pytest.raises(ValueError,
+                           match="list_image_files: `extensions`"):
+            datasets.list_image_files(symlink_folder, extensions=bad)
+
+
+def test_listing_and_decoding_on_their_own_match_the_folder_load(
+        image_folder):
+    loaded = _load_quiet(image_folder, size=(12, 20), color_mode="grayscale")
+    rows = []
+    for file in datasets.list_image_files(image_folder):
+        try:
+            rows.append(datasets.decode_image(file, size=(12, 20),
+                                              color_mode="grayscale"))
+        except OSError:
+            assert os.path.basename(file) in ("h_corrupt.png", "i_fake.jpg")
+    np.testing.assert_array_equal(np.stack(rows), loaded)
+    # A binary file object works as well as a path.
+    with open(image_folder / "f_gray.png", "rb") as f:
+        from_file = datasets.decode_image(f, size=(12, 20),
+                                          color_mode="grayscale")
+    np.testing.assert_array_equal(from_file, loaded[5])
+    for kwargs, fragment in [({"size": 0}, "size"),
+                             ({"crop": "top"}, "`crop`"),
+                             ({"color_mode": "L"}, "`color_mode`")]:
+        with pytest.raises(ValueError, match="decode_image") as info:
+            datasets.decode_image(image_folder / "f_gray.png", **kwargs)
+        assert fragment in str(info.value)
 
 
 # ---------------------------------------------------------------------------
