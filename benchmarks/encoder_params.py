@@ -1,13 +1,14 @@
 """Encoder parameter counts with and without an intermediate Dense layer.
 
-docs/design.md, "The encoder bottleneck": in a conv VAE encoder the `Flatten -> (mu, logvar)`
-heads dominate the parameter count. `build_conv_encoder_decoder(...,
-intermediate_dim=k)` puts a `Dense(k)` between `Flatten` and the two heads.
-This script counts, for each `z_dim` and each `intermediate_dim` (`None` =
-no intermediate layer), the encoder's parameters (total and trainable), the
-share held by the layers after `Flatten`, and the ratio to the encoder
-without an intermediate layer. Counting needs no training, so it is exact
-and machine-independent.
+docs/design.md, "The encoder bottleneck": in a conv VAE encoder the
+`Flatten -> (mu, logvar)` heads dominate the parameter count.
+`build_conv_encoder_decoder(..., intermediate_dim=k)` puts a `Dense(k)` (with
+the activation, and by default no BatchNormalization, as in the original
+VAE) between `Flatten` and the two heads. This script counts, for each
+`z_dim` and each `intermediate_dim` (`None` = no intermediate layer), the
+encoder's parameters (total and trainable), the share held by the layers
+after `Flatten`, and the ratio to the encoder without an intermediate layer.
+Counting needs no training, so it is exact and machine-independent.
 
 Run on its own (prints a markdown table, optionally writes JSON):
 
@@ -76,7 +77,8 @@ def parse_int_list(text, allow_none=False):
 def count_encoder_params(input_shape=DEFAULT_INPUT_SHAPE,
                          z_dims=DEFAULT_Z_DIMS,
                          intermediate_dims=DEFAULT_INTERMEDIATE_DIMS,
-                         filters=DEFAULT_FILTERS, batch_norm=True, log=None):
+                         filters=DEFAULT_FILTERS, batch_norm=True,
+                         intermediate_batch_norm=False, log=None):
     """Counts encoder parameters for every `(z_dim, intermediate_dim)` pair.
 
     Args:
@@ -87,6 +89,8 @@ def count_encoder_params(input_shape=DEFAULT_INPUT_SHAPE,
         filters: Encoder `Conv2D` filters (kernel 3, stride 2 each); the
             decoder mirrors them.
         batch_norm: Whether the conv stack uses `BatchNormalization`.
+        intermediate_batch_norm: Whether the intermediate Dense is followed
+            by `BatchNormalization` (the builder's opt-in; off by default).
         log: Optional `print`-like progress callback.
 
     Returns:
@@ -109,6 +113,7 @@ def count_encoder_params(input_shape=DEFAULT_INPUT_SHAPE,
             encoder, decoder = build_conv_encoder_decoder(
                 input_shape, z_dim, filters, 3, 2, decoder_filters, 3, 2,
                 batch_norm=batch_norm, intermediate_dim=inter,
+                intermediate_batch_norm=intermediate_batch_norm,
             )
             total = int(encoder.count_params())
             trainable = int(sum(
@@ -144,6 +149,7 @@ def count_encoder_params(input_shape=DEFAULT_INPUT_SHAPE,
             "kernel_size": 3,
             "strides": 2,
             "batch_norm": bool(batch_norm),
+            "intermediate_batch_norm": bool(intermediate_batch_norm),
         },
         "rows": rows,
     }
@@ -155,7 +161,9 @@ def markdown_table(result):
     shape = "x".join(str(d) for d in cfg["input_shape"])
     lines = [
         f"Encoder `{shape}`, filters {tuple(cfg['encoder_filters'])}, "
-        f"kernel 3, stride 2, batch_norm={cfg['batch_norm']}.",
+        f"kernel 3, stride 2, batch_norm={cfg['batch_norm']}, "
+        f"intermediate_batch_norm="
+        f"{cfg.get('intermediate_batch_norm', False)}.",
         "",
         "| z_dim | intermediate_dim | encoder params | trainable | "
         "after Flatten (share) | decoder params | vs. no intermediate |",
@@ -188,6 +196,9 @@ def main(argv=None):
     parser.add_argument("--filters", default="32,64,128,256",
                         help="encoder filters (default 32,64,128,256)")
     parser.add_argument("--no-batch-norm", action="store_true")
+    parser.add_argument("--intermediate-batch-norm", action="store_true",
+                        help="BatchNormalization after the intermediate "
+                             "Dense (the builder's opt-in)")
     parser.add_argument("--json", default=None,
                         help="also write the result to this JSON file")
     args = parser.parse_args(argv)
@@ -195,7 +206,7 @@ def main(argv=None):
         parse_shape(args.input_shape), parse_int_list(args.z_dims),
         parse_int_list(args.intermediate_dims, allow_none=True),
         parse_int_list(args.filters), not args.no_batch_norm,
-        log=lambda *a: print(*a, flush=True),
+        args.intermediate_batch_norm, log=lambda *a: print(*a, flush=True),
     )
     print(markdown_table(result))
     if args.json:

@@ -126,8 +126,9 @@ def test_report_schema(tiny_run, kl_strategies):
     assert [(r["z_dim"], r["intermediate_dim"]) for r in rows] == [
         (4, None), (4, 2)]
     # 16x16 -> 4x4x8 = 128 features: heads 2 * (128 * 4 + 4) = 1032 params;
-    # with Dense(2) + BN: 128 * 2 + 2 + 4 * 2 + 2 * (2 * 4 + 4) = 290.
-    assert rows[0]["encoder_params"] - rows[1]["encoder_params"] == 1032 - 290
+    # with Dense(2), no BN (the builder's default, as in the original VAE):
+    # 128 * 2 + 2 + 2 * (2 * 4 + 4) = 282.
+    assert rows[0]["encoder_params"] - rows[1]["encoder_params"] == 1032 - 282
     assert rows[1]["ratio_to_no_intermediate"] < 1.0
 
 
@@ -179,3 +180,29 @@ def test_bad_arguments_exit_with_status_2(kl_strategies, argv, tmp_path,
         kl_strategies.main(argv + ["--out", str(tmp_path)])
     assert info.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_encoder_params_intermediate_batch_norm_opt_in(kl_strategies,
+                                                       tmp_path, capsys):
+    import encoder_params  # on sys.path through the kl_strategies fixture
+
+    out = tmp_path / "params.json"
+    argv = ["--input-shape", "16x16x3", "--z-dims", "4",
+            "--intermediate-dims", "none,2", "--filters", "4,8",
+            "--json", str(out)]
+    assert encoder_params.main(argv) == 0
+    default = json.loads(out.read_text())
+    assert encoder_params.main(argv + ["--intermediate-batch-norm"]) == 0
+    with_bn = json.loads(out.read_text())
+    assert default["config"]["intermediate_batch_norm"] is False
+    assert with_bn["config"]["intermediate_batch_norm"] is True
+    assert "intermediate_batch_norm=True" in capsys.readouterr().out
+    # BN on Dense(2) adds 4 * 2 weights (2 * 2 of them trainable); the
+    # decoder does not depend on the switch.
+    plain, slim = default["rows"]
+    plain_bn, slim_bn = with_bn["rows"]
+    assert plain_bn == plain
+    assert slim_bn["encoder_params"] - slim["encoder_params"] == 8
+    assert (slim_bn["encoder_trainable_params"]
+            - slim["encoder_trainable_params"]) == 4
+    assert slim_bn["decoder_params"] == slim["decoder_params"]
