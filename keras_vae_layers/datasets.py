@@ -572,8 +572,8 @@ _COLOR_MODES = {"rgb": "RGB", "grayscale": "L"}
 _CROPS = ("center", "none")
 
 # Greyscale modes with more than 8 bits per sample. Pillow opens 16-bit
-# greyscale PNGs as "I;16" ("I" before Pillow 10), 16-bit TIFF / PGM files
-# as "I;16" / "I;16B"; "I" is 32-bit signed.
+# greyscale PNGs as "I;16" (older versions: "I"), 16-bit TIFFs as "I;16" /
+# "I;16B" and 16-bit PGMs as "I" (32-bit signed).
 _WIDE_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
@@ -623,8 +623,8 @@ def _list_image_files(path, recursive, extensions):
     while folders:
         folder = folders.pop()
         try:
-            with os.scandir(folder) as entries:
-                entries = list(entries)
+            with os.scandir(folder) as listing:
+                entries = list(listing)
         except OSError:
             if folder == path:
                 raise
