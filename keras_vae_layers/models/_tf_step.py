@@ -40,5 +40,12 @@ def apply_gradient_step(model, loss_fn):
     weights = model.trainable_weights
     if weights:
         grads = tape.gradient(scaled, weights)
-        model.optimizer.apply_gradients(zip(grads, weights))
+        # Keras' train function calls the step once more when a dataset of
+        # unknown length runs dry; the optimizer's increment of `iterations`
+        # has no data dependency and would still run in that call, so the
+        # step count (and everything that follows it, such as per-step KL
+        # annealing) would gain one phantom step per epoch. Tie the update
+        # to the loss, which needs a batch.
+        with tf.control_dependencies([loss]):
+            model.optimizer.apply_gradients(zip(grads, weights))
     return aux
