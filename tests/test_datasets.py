@@ -75,7 +75,7 @@ def test_shapes_deterministic_for_seed():
 def test_shapes_independent_of_chunking(monkeypatch):
     # Chunks rasterise in threads; the result must not depend on the split.
     reference, _ = load_shapes(100, size=16, seed=9)
-    monkeypatch.setattr(datasets, "_PIXELS_PER_CHUNK", 16 * 16 * 7)
+    monkeypatch.setattr(datasets.shapes, "_PIXELS_PER_CHUNK", 16 * 16 * 7)
     chunked, _ = load_shapes(100, size=16, seed=9)
     np.testing.assert_array_equal(reference, chunked)
 

@@ -72,7 +72,7 @@ def test_final_files_get_the_umask_mode_and_umask_is_never_called(
         with _io.atomic_path(os.path.join(d, "b.bin")) as tmp:
             with open(tmp, "wb") as f:
                 f.write(b"data")
-        datasets._write_cache(os.path.join(d, "c.npz"),
+        datasets.image_folder._write_cache(os.path.join(d, "c.npz"),
                               np.zeros((2, 3), "uint8"), {{"k": 1}})
         print(json.dumps({{n: os.stat(os.path.join(d, n)).st_mode & 0o777
                           for n in sorted(os.listdir(d))}}))
@@ -167,7 +167,7 @@ def test_cache_write_of_a_killed_process_is_cleaned_by_the_next_write(
     assert os.listdir(tmp_path) == [os.path.basename(tmp)]  # left behind
 
     images = np.arange(24, dtype="uint8").reshape(2, 3, 4)
-    datasets._write_cache(str(cache), images, {"size": [3, 4]})
+    datasets.image_folder._write_cache(str(cache), images, {"size": [3, 4]})
     assert os.listdir(tmp_path) == ["faces.npz"]
     with np.load(cache) as data:
         np.testing.assert_array_equal(data["images"], images)
