@@ -177,7 +177,7 @@ class KLAnnealing(CopySafeCallback):
 
     _TRANSIENT = ("_variables", "_epoch", "_epoch_start_step", "_total",
                   "_warmup")
-    _BY_REFERENCE = ("target",)
+    _SHARED = ("target",)
 
     def __init__(self, schedule="linear", beta_max=1.0, beta_min=0.0,
                  warmup_epochs=DEFAULT_WARMUP_EPOCHS, warmup_steps=None,

@@ -442,10 +442,7 @@ class SampleGridLogger(CopySafeCallback):
     """
 
     _OWNER = "SampleGridLogger"
-    # Per-run state, dropped by deepcopy (a Keras model cannot be
-    # deep-copied; keras-tuner deep-copies callbacks for every trial).
     _TRANSIENT = ("_decoder", "_encoder", "_writer", "_z", "_from_logits_run")
-    # Explicitly given models are shared between copies.
     _SHARED = ("decoder", "encoder")
 
     def __init__(self, directory, every_n_epochs=1, rows=4, cols=8,
@@ -624,10 +621,7 @@ class SampleGridLogger(CopySafeCallback):
         self.last_paths = paths
         return paths
 
-    # ------------------------------------------------------- copy / config
-
-    def __deepcopy__(self, memo):
-        return share_on_deepcopy(self, memo, super().__deepcopy__)
+    # -------------------------------------------------------- serialization
 
     def get_config(self):
         images = self.reconstruction_images
@@ -687,16 +681,3 @@ def _check_pattern(pattern, name, owner):
             f"{exc!r}."
         ) from None
     return pattern
-
-
-def share_on_deepcopy(callback, memo, deepcopy):
-    """Deep-copies `callback` with its `_SHARED` attributes shared.
-
-    Seeding `memo` makes `copy.deepcopy` return those objects themselves
-    (models the user passed explicitly cannot be deep-copied).
-    """
-    for key in type(callback)._SHARED:
-        value = callback.__dict__.get(key)
-        if value is not None:
-            memo[id(value)] = value
-    return deepcopy(memo)
