@@ -62,8 +62,9 @@ class KLAnnealing(CopySafeCallback):
         schedule: `"linear"` (warm-up from `beta_min` to `beta_max`, then
             hold), `"constant"` (`beta_max`), `"cyclical"` (Fu et al. 2019,
             see `beta_schedule`), another name registered in
-            `schedules.SCHEDULE_CLASSES`, or a callable taking the epoch (or global
-            step with `per="step"`) and returning beta (finite, >= 0).
+            `schedules.SCHEDULE_CLASSES`, or a callable taking the epoch (or
+            global step with `per="step"`) and returning beta (finite,
+            >= 0).
         beta_max: Target value (finite, >= 0).
         beta_min: Start value of each ramp (finite, 0 <= beta_min <=
             beta_max).

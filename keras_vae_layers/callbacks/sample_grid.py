@@ -24,9 +24,12 @@ from keras_vae_layers.images.decoded import latent_size
 from keras_vae_layers.images.decoded import reconstruction_grid
 from keras_vae_layers.images.decoded import resolve_decoder
 from keras_vae_layers.images.decoded import sample_grid
-# The grid functions moved to `keras_vae_layers.images`; still importable here.
-from keras_vae_layers.images.decoded import write_reconstruction_grid  # noqa: F401
-from keras_vae_layers.images.decoded import write_sample_grid  # noqa: F401
+# The write_* functions moved to `keras_vae_layers.images`; still importable
+# from here.
+from keras_vae_layers.images.decoded import (  # noqa: F401
+    write_reconstruction_grid,
+    write_sample_grid,
+)
 from keras_vae_layers.images.grid import save_image
 from keras_vae_layers.latents import SAMPLE_DISTRIBUTIONS
 from keras_vae_layers.latents import latent_points
