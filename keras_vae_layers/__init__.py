@@ -1,10 +1,11 @@
 """keras_vae_layers: drop-in Keras 3 parts for Variational Autoencoders.
 
-The layers, losses, `VAEModel` and the builder are imported with the
-package. The sub-packages `callbacks`, `diagnostics` and `tuning` load on
-first attribute access (`kvl.callbacks.VAECheckpoint`), the way
-`keras.callbacks` is reached from `keras`: `tuning` imports keras-tuner,
-which a user who never tunes should not pay for at import time.
+The layers, losses, `VAEModel`, the builder, `datasets` and `images` (with
+the `diagnostics` helpers its decoder grids use) are imported with the
+package. `callbacks` and `tuning` load on first attribute access
+(`kvl.callbacks.VAECheckpoint`), the way `keras.callbacks` is reached from
+`keras`: `tuning` imports keras-tuner, which a user who never tunes should
+not pay for at import time.
 """
 
 import importlib

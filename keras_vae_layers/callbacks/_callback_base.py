@@ -4,7 +4,8 @@ keras-tuner deep-copies the callback list once per trial. A callback that
 holds a model reference (set by `fit()`), open writers or per-run state would
 drag a whole model (or an unpicklable handle) into that copy. The base class
 below copies configuration only: run state is declared *transient* and reset
-on copy, and user-supplied layer/variable references are shared, not cloned.
+on copy, and user-supplied models, layers and variables are declared *shared*
+and handed to the copy as they are.
 """
 
 import copy
@@ -17,26 +18,34 @@ import numpy as np
 class CopySafeCallback(keras.callbacks.Callback):
     """`keras.callbacks.Callback` whose deep copies carry configuration only.
 
-    Subclasses list run-state attributes in `_TRANSIENT` (reset to `None` in
-    the copy) and attributes holding references to user objects (layers,
-    variables) in `_BY_REFERENCE` (the container is copied, its items are
-    shared).
+    Subclasses list attribute names in two class tuples:
+
+    * `_TRANSIENT`: run state (the attached model, writers, resolved layers)
+      reset to `None` in the copy. `_model` always is.
+    * `_SHARED`: references to user objects (models, layers, variables, or
+      tuples of them) that the copy shares as they are: a Keras model
+      cannot be deep-copied, and a copy that wrote into a clone of the
+      user's layer would change nothing.
+
+    Every other attribute is deep-copied.
     """
 
     _TRANSIENT = ()
-    _BY_REFERENCE = ()
+    _SHARED = ()
 
     def __deepcopy__(self, memo):
         cls = type(self)
         new = cls.__new__(cls)
         memo[id(self)] = new
         transient = set(self._TRANSIENT) | {"_model"}
+        for key in self._SHARED:
+            value = self.__dict__.get(key)
+            # Also shared where another attribute refers to the same object.
+            memo[id(value)] = value
         for key, value in self.__dict__.items():
             if key in transient:
                 value = None
-            elif key in self._BY_REFERENCE:
-                value = copy.copy(value)
-            else:
+            elif key not in self._SHARED:
                 value = copy.deepcopy(value, memo)
             new.__dict__[key] = value
         return new

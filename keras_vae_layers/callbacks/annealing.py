@@ -1,5 +1,5 @@
-"""KL annealing: schedules for the KL weight `beta` and the callback that
-writes them into a model's `beta` variables."""
+"""`KLAnnealing`: the callback that writes a scheduled KL weight into a
+model's `beta` variables. The schedules themselves are `schedules.py`'s."""
 
 import math
 
@@ -7,107 +7,24 @@ import keras
 import numpy as np
 
 from keras_vae_layers._validation import check_choice
-from keras_vae_layers._validation import check_finite_number
 from keras_vae_layers._validation import check_positive_int
 from keras_vae_layers.callbacks._callback_base import CopySafeCallback
 from keras_vae_layers.callbacks._callback_base import find_layer_by_name
 from keras_vae_layers.callbacks._callback_base import iter_layers
+from keras_vae_layers.callbacks.schedules import SCHEDULE_CLASSES
+from keras_vae_layers.callbacks.schedules import SCHEDULES
+from keras_vae_layers.callbacks.schedules import beta_schedule
+from keras_vae_layers.callbacks.schedules import check_betas
+from keras_vae_layers.callbacks.schedules import check_ratio
+from keras_vae_layers.callbacks.schedules import make_schedule
 from keras_vae_layers.layers import KLDivergenceLayer
 
+# `beta_schedule` and `SCHEDULES` are schedules.py's, still importable here.
 __all__ = ["KLAnnealing", "beta_schedule", "SCHEDULES"]
-
-SCHEDULES = ("constant", "linear", "cyclical")
-"""Built-in schedule names of `beta_schedule` and `KLAnnealing`."""
 
 PER = ("epoch", "step")
 
 DEFAULT_WARMUP_EPOCHS = 10
-
-
-def _check_betas(beta_min, beta_max, owner):
-    beta_min = check_finite_number(beta_min, "beta_min", owner, minimum=0.0)
-    beta_max = check_finite_number(beta_max, "beta_max", owner, minimum=0.0)
-    if beta_min > beta_max:
-        raise ValueError(
-            f"{owner}: `beta_min` must be <= `beta_max`, received "
-            f"beta_min={beta_min!r} and beta_max={beta_max!r}."
-        )
-    return beta_min, beta_max
-
-
-def _check_ratio(ratio, owner):
-    ratio = check_finite_number(ratio, "ratio", owner, minimum=0.0,
-                                strict_minimum=True)
-    if ratio > 1.0:
-        raise ValueError(
-            f"{owner}: `ratio` must be in (0, 1], received {ratio!r}."
-        )
-    return ratio
-
-
-def beta_schedule(kind, step, total=None, beta_min=0.0, beta_max=1.0,
-                  warmup=None, cycles=4, ratio=0.5):
-    """The KL weight of a built-in annealing schedule at `step`.
-
-    * `"constant"`: `beta_max` throughout.
-    * `"linear"`: `beta_min + (beta_max - beta_min) * min(step / warmup, 1)`:
-      `beta_min` at step 0, rising linearly for `warmup` steps, `beta_max`
-      from step `warmup` on.
-    * `"cyclical"` (Fu et al. 2019, "Cyclical Annealing Schedule"): the
-      `total` steps are split into `cycles` cycles of `total / cycles` steps;
-      within each cycle beta rises linearly from `beta_min` over the first
-      `ratio` fraction of the cycle and then holds at `beta_max`. Steps
-      past `total` continue the cycling.
-
-    "Step" means whatever unit the caller counts: epochs or batches.
-
-    Args:
-        kind: `"constant"`, `"linear"` or `"cyclical"`.
-        step: 0-based int position (epoch or global batch index).
-        total: Total number of steps of the run (needed by `"cyclical"`).
-        beta_min: Start value of each ramp (finite, >= 0).
-        beta_max: Value held after each ramp (finite, >= `beta_min`).
-        warmup: Length of the linear ramp in steps (int >= 1; `"linear"`).
-        cycles: Number of cycles (int >= 1; `"cyclical"`).
-        ratio: Fraction of each cycle spent ramping, in (0, 1].
-
-    Returns:
-        beta as a Python float.
-
-    Example:
-
-    >>> [beta_schedule("linear", e, warmup=4) for e in range(6)]
-    [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
-    >>> [beta_schedule("cyclical", s, total=8, cycles=2) for s in range(8)]
-    [0.0, 0.5, 1.0, 1.0, 0.0, 0.5, 1.0, 1.0]
-    """
-    owner = "beta_schedule"
-    check_choice(kind, "kind", SCHEDULES, owner)
-    step = check_positive_int(step, "step", owner, minimum=0)
-    beta_min, beta_max = _check_betas(beta_min, beta_max, owner)
-    if kind == "constant":
-        return beta_max
-    if kind == "linear":
-        if warmup is None:
-            raise ValueError(
-                f"{owner}: the 'linear' schedule needs `warmup` (an int >= "
-                "1), received None."
-            )
-        warmup = check_positive_int(warmup, "warmup", owner)
-        fraction = min(step / warmup, 1.0)
-    else:
-        if total is None:
-            raise ValueError(
-                f"{owner}: the 'cyclical' schedule needs `total` (the number "
-                "of steps of the run, an int >= 1), received None."
-            )
-        total = check_positive_int(total, "total", owner)
-        cycles = check_positive_int(cycles, "cycles", owner)
-        ratio = _check_ratio(ratio, owner)
-        period = total / cycles
-        tau = math.fmod(step, period) / period
-        fraction = min(tau / ratio, 1.0)
-    return beta_min + (beta_max - beta_min) * fraction
 
 
 @keras.saving.register_keras_serializable(package="keras_vae_layers")
@@ -144,8 +61,10 @@ class KLAnnealing(CopySafeCallback):
     Args:
         schedule: `"linear"` (warm-up from `beta_min` to `beta_max`, then
             hold), `"constant"` (`beta_max`), `"cyclical"` (Fu et al. 2019,
-            see `beta_schedule`), or a callable taking the epoch (or global
-            step with `per="step"`) and returning beta (finite, >= 0).
+            see `beta_schedule`), another name registered in
+            `schedules.SCHEDULE_CLASSES`, or a callable taking the epoch (or
+            global step with `per="step"`) and returning beta (finite,
+            >= 0).
         beta_max: Target value (finite, >= 0).
         beta_min: Start value of each ramp (finite, 0 <= beta_min <=
             beta_max).
@@ -175,9 +94,8 @@ class KLAnnealing(CopySafeCallback):
     ```
     """
 
-    _TRANSIENT = ("_variables", "_epoch", "_epoch_start_step", "_total",
-                  "_warmup")
-    _BY_REFERENCE = ("target",)
+    _TRANSIENT = ("_variables", "_epoch", "_epoch_start_step", "_beta_at")
+    _SHARED = ("target",)
 
     def __init__(self, schedule="linear", beta_max=1.0, beta_min=0.0,
                  warmup_epochs=DEFAULT_WARMUP_EPOCHS, warmup_steps=None,
@@ -185,15 +103,16 @@ class KLAnnealing(CopySafeCallback):
         super().__init__()
         owner = "KLAnnealing"
         if not callable(schedule):
+            names = tuple(SCHEDULE_CLASSES)
             if not isinstance(schedule, str):
                 raise ValueError(
-                    f"{owner}: `schedule` must be one of {SCHEDULES} or a "
+                    f"{owner}: `schedule` must be one of {names} or a "
                     f"callable, received {schedule!r}."
                 )
-            check_choice(schedule, "schedule", SCHEDULES, owner)
+            check_choice(schedule, "schedule", names, owner)
         self.schedule = schedule
-        self.beta_min, self.beta_max = _check_betas(beta_min, beta_max,
-                                                    owner)
+        self.beta_min, self.beta_max = check_betas(beta_min, beta_max,
+                                                   owner)
         self.per = check_choice(per, "per", PER, owner)
         self.warmup_epochs = check_positive_int(
             warmup_epochs, "warmup_epochs", owner
@@ -209,14 +128,13 @@ class KLAnnealing(CopySafeCallback):
                                               owner)
         self.warmup_steps = warmup_steps
         self.cycles = check_positive_int(cycles, "cycles", owner)
-        self.ratio = _check_ratio(ratio, owner)
+        self.ratio = check_ratio(ratio, owner)
         self.target = _check_target(target, owner)
         self.verbose = int(verbose)
         self._variables = None
         self._epoch = None
         self._epoch_start_step = None
-        self._total = None
-        self._warmup = None
+        self._beta_at = None
 
     # ------------------------------------------------------------- schedule
 
@@ -240,10 +158,17 @@ class KLAnnealing(CopySafeCallback):
                     f"{index}."
                 )
             return number
-        return beta_schedule(
-            self.schedule, index, total=self._total, beta_min=self.beta_min,
-            beta_max=self.beta_max, warmup=self._warmup, cycles=self.cycles,
-            ratio=self.ratio,
+        schedule = self._beta_at
+        if schedule is None:  # Before training: the run length is unknown.
+            schedule = self._make_schedule(total=None, warmup=None)
+        return schedule(index)
+
+    def _make_schedule(self, total, warmup):
+        """The named schedule for a run of `total` epochs or steps."""
+        return make_schedule(
+            self.schedule, "KLAnnealing", beta_min=self.beta_min,
+            beta_max=self.beta_max, total=total, warmup=warmup,
+            cycles=self.cycles, ratio=self.ratio,
         )
 
     def _assign(self, value):
@@ -259,15 +184,15 @@ class KLAnnealing(CopySafeCallback):
         steps = params.get("steps")
         self._epoch = 0
         self._epoch_start_step = None
-        if self.per == "epoch":
-            self._total = epochs
-            self._warmup = self.warmup_epochs
+        if callable(self.schedule):
             return
-        self._warmup = self.warmup_steps
-        needs_steps = (
-            (self.schedule == "linear" and self.warmup_steps is None)
-            or self.schedule == "cyclical"
-        )
+        if self.per == "epoch":
+            self._beta_at = self._make_schedule(epochs, self.warmup_epochs)
+            return
+        arguments = SCHEDULE_CLASSES[self.schedule].arguments()
+        # The run length in steps, or a warm-up derived from it.
+        needs_steps = "total" in arguments or (
+            "warmup" in arguments and self.warmup_steps is None)
         if needs_steps and not steps:
             raise ValueError(
                 "KLAnnealing: per='step' with the "
@@ -276,11 +201,11 @@ class KLAnnealing(CopySafeCallback):
                 "dataset length). Pass `steps_per_epoch` to fit(), give "
                 "`warmup_steps`, or use per='epoch'."
             )
-        if self._warmup is None and steps:
-            self._warmup = self.warmup_epochs * int(steps)
-        self._total = None if not (steps and epochs) else int(steps) * int(
-            epochs
-        )
+        warmup = self.warmup_steps
+        if warmup is None and steps:
+            warmup = self.warmup_epochs * int(steps)
+        total = int(steps) * int(epochs) if steps and epochs else None
+        self._beta_at = self._make_schedule(total, warmup)
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._variables is None:

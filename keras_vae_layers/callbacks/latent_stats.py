@@ -7,7 +7,6 @@ from keras_vae_layers import diagnostics
 from keras_vae_layers._validation import check_finite_number
 from keras_vae_layers._validation import check_positive_int
 from keras_vae_layers.callbacks._callback_base import CopySafeCallback
-from keras_vae_layers.callbacks.sample_grid import share_on_deepcopy
 
 __all__ = ["LatentStatisticsLogger"]
 
@@ -172,9 +171,6 @@ class LatentStatisticsLogger(CopySafeCallback):
             f"{self.prefix}{key}": float(stats[name])
             for key, name in LOGGED_STATISTICS
         }
-
-    def __deepcopy__(self, memo):
-        return share_on_deepcopy(self, memo, super().__deepcopy__)
 
     def get_config(self):
         return {

@@ -161,8 +161,8 @@ class PredictCacheRefresh(CopySafeCallback):
     ```
     """
 
-    _TRANSIENT = ("_snapshot", "_watch_model")
-    _BY_REFERENCE = ("watch",)
+    _TRANSIENT = ("_snapshot",)
+    _SHARED = ("watch",)
 
     def __init__(self, on=("epoch_end", "predict_begin"), watch=None,
                  functions=("predict", "test"), recursive=True, verbose=0):
@@ -175,7 +175,6 @@ class PredictCacheRefresh(CopySafeCallback):
         self.verbose = int(verbose)
         self.refresh_count = 0
         self._snapshot = None
-        self._watch_model = None
 
     def set_model(self, model):
         if self._model is not None and model is not self._model:

@@ -1,378 +1,40 @@
-"""Image grids of decoded samples and reconstructions, in and after training.
+"""`SampleGridLogger`: grids of decoded samples and reconstructions during
+training.
 
-`write_sample_grid` and `write_reconstruction_grid` work on any decoder (and
-encoder) without training; `SampleGridLogger` calls the same code at the end
-of every `every_n_epochs` epochs, so examples, users and the callback share
-one implementation (tiling and PNG writing live in `keras_vae_layers.images`).
+The grids are made by the same code as `keras_vae_layers.images`'
+`write_sample_grid` / `write_reconstruction_grid` (`images.decoded`); this
+module only adds the per-epoch schedule, the fixed latent points and the
+TensorBoard output.
 """
 
-import math
-import numbers
 import os
 
 import keras
 import numpy as np
 
-from keras_vae_layers import _discovery
 from keras_vae_layers import diagnostics
 from keras_vae_layers._validation import check_choice
 from keras_vae_layers._validation import check_finite_number
 from keras_vae_layers._validation import check_positive_int
 from keras_vae_layers.callbacks._callback_base import CopySafeCallback
-from keras_vae_layers.images import grid_shape
-from keras_vae_layers.images import make_grid
-from keras_vae_layers.images import save_image
-from keras_vae_layers.images import sharpen_images
-from keras_vae_layers.images import to_uint8
-from keras_vae_layers.layers import SamplingLayer
-from keras_vae_layers.models.vae import SAMPLE_DISTRIBUTIONS
-from keras_vae_layers.models.vae import latent_points
+from keras_vae_layers.images.decoded import check_image_shape
+from keras_vae_layers.images.decoded import check_seed
+from keras_vae_layers.images.decoded import check_sharpen
+from keras_vae_layers.images.decoded import latent_size
+from keras_vae_layers.images.decoded import reconstruction_grid
+from keras_vae_layers.images.decoded import resolve_decoder
+from keras_vae_layers.images.decoded import sample_grid
+# The write_* functions moved to `keras_vae_layers.images`; still importable
+# from here.
+from keras_vae_layers.images.decoded import (  # noqa: F401
+    write_reconstruction_grid,
+    write_sample_grid,
+)
+from keras_vae_layers.images.grid import save_image
+from keras_vae_layers.latents import SAMPLE_DISTRIBUTIONS
+from keras_vae_layers.latents import latent_points
 
-__all__ = [
-    "SampleGridLogger",
-    "write_sample_grid",
-    "write_reconstruction_grid",
-]
-
-
-# ----------------------------------------------------------------------------
-# Shared helpers
-# ----------------------------------------------------------------------------
-
-
-def _check_seed(seed, owner):
-    if seed is not None and (
-        isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-    ):
-        raise ValueError(
-            f"{owner}: `seed` must be an int or None, received {seed!r}."
-        )
-    return seed
-
-
-def _check_sharpen(sharpen, owner):
-    if sharpen is None:
-        return None
-    return check_finite_number(sharpen, "sharpen", owner, minimum=0.0)
-
-
-def _check_image_shape(image_shape, owner):
-    if image_shape is None:
-        return None
-    if (
-        isinstance(image_shape, (str, bytes))
-        or not isinstance(image_shape, (list, tuple))
-        or len(image_shape) not in (2, 3)
-    ):
-        raise ValueError(
-            f"{owner}: `image_shape` must be (height, width) or (height, "
-            f"width, channels), received {image_shape!r}."
-        )
-    dims = tuple(
-        check_positive_int(d, f"image_shape[{i}]", owner)
-        for i, d in enumerate(image_shape)
-    )
-    if len(dims) == 3 and dims[-1] not in (1, 3):
-        raise ValueError(
-            f"{owner}: `image_shape` must have 1 or 3 channels, received "
-            f"{image_shape!r}."
-        )
-    return dims
-
-
-def _unwrap_decoder(decoder, owner):
-    """A decoder, or the decoder inside a VAE passed in its place."""
-    inner = getattr(decoder, "decoder", None)
-    if isinstance(inner, keras.layers.Layer):
-        return inner
-    if not isinstance(decoder, keras.layers.Layer):
-        raise ValueError(
-            f"{owner}: `decoder` must be a Keras model or layer (or a "
-            f"VAEModel), received {decoder!r} of type "
-            f"{type(decoder).__name__}."
-        )
-    if _discovery.contains(decoder, SamplingLayer):
-        # A decoder never samples: this is a whole VAE (or an encoder).
-        return diagnostics.find_decoder(decoder, owner)
-    return decoder
-
-
-def _sigmoid(x):
-    x = np.clip(np.asarray(x, dtype="float64"), -60.0, 60.0)
-    return (1.0 / (1.0 + np.exp(-x))).astype("float32")
-
-
-def _to_images(values, image_shape, owner, what):
-    """Decoder outputs (or data) as `(n, h, w[, c])` images."""
-    values = np.asarray(values)
-    n = values.shape[0]
-    if image_shape is not None:
-        size = int(np.prod(values.shape[1:]))
-        if size != math.prod(image_shape):
-            raise ValueError(
-                f"{owner}: {what} of shape {values.shape} cannot be reshaped "
-                f"to images of `image_shape` {tuple(image_shape)}."
-            )
-        return values.reshape((n,) + tuple(image_shape))
-    if values.ndim == 2:
-        side = math.isqrt(values.shape[1])
-        if side * side != values.shape[1]:
-            raise ValueError(
-                f"{owner}: {what} has shape {values.shape} (flat vectors of "
-                f"{values.shape[1]} values, not a square image); pass "
-                "`image_shape=(height, width[, channels])`."
-            )
-        return values.reshape(n, side, side)
-    if values.ndim not in (3, 4) or (
-        values.ndim == 4 and values.shape[-1] not in (1, 3)
-    ):
-        raise ValueError(
-            f"{owner}: {what} of shape {values.shape} is not an image batch "
-            "(n, height, width[, 1 or 3 channels]); pass `image_shape=` for "
-            "flat outputs."
-        )
-    return values
-
-
-def _decode(decoder, z, from_logits, image_shape, batch_size, owner):
-    x_hat = diagnostics.predict_in_batches(decoder, z, batch_size, owner)
-    if isinstance(x_hat, (list, tuple, dict)):
-        raise ValueError(
-            f"{owner}: the decoder must return a single image tensor, "
-            f"received a {type(x_hat).__name__} of outputs."
-        )
-    if from_logits:
-        x_hat = _sigmoid(x_hat)
-    return _to_images(x_hat, image_shape, owner, "the decoder output")
-
-
-def _check_latent(z, z_dim, owner):
-    z = np.asarray(z, dtype="float32")
-    if z.ndim != 2 or z.shape[0] == 0:
-        raise ValueError(
-            f"{owner}: `z` must be a non-empty (n, latent_dim) array, "
-            f"received shape {z.shape}."
-        )
-    if z_dim is not None and z.shape[1] != z_dim:
-        raise ValueError(
-            f"{owner}: the latent points have size {z.shape[1]} but the "
-            f"decoder expects inputs of size {z_dim}."
-        )
-    return z
-
-
-def _sample_grid(decoder, z, rows, cols, padding, sharpen, from_logits,
-                 image_shape, batch_size, owner):
-    images = _decode(decoder, z, from_logits, image_shape, batch_size, owner)
-    if sharpen is not None:
-        images = sharpen_images(images, sharpen)
-    return make_grid(images, rows, cols, padding)
-
-
-def _latent_size(model, decoder):
-    """The decoder's input size; for subclassed decoders (no known input
-    shape) the size a built `VAEModel` recorded, if the model is one."""
-    z_dim = diagnostics.decoder_latent_size(decoder)
-    if z_dim is None and model is not None and model is not decoder:
-        z_dim = diagnostics.decoder_latent_size(model)
-    return z_dim
-
-
-def _reconstruction_grid(encoder, decoder, images, cols, padding, sharpen,
-                         from_logits, image_shape, batch_size, owner):
-    # z = mu: read mu from the encoder outputs, so no sampling switch of the
-    # user's model is touched.
-    mu = diagnostics.encode_dataset(encoder, images, batch_size)["mu"]
-    z_dim = diagnostics.decoder_latent_size(decoder)
-    if z_dim is not None and mu.shape[-1] != z_dim:
-        raise ValueError(
-            f"{owner}: the encoder produces latents of size {mu.shape[-1]} "
-            f"but the decoder expects inputs of size {z_dim}."
-        )
-    recon = _decode(decoder, mu, from_logits, image_shape, batch_size, owner)
-    if sharpen is not None:
-        recon = sharpen_images(recon, sharpen)
-    originals = _to_images(images, image_shape, owner,
-                           "`reconstruction_images`")
-    originals = to_uint8(_nhwc(originals))
-    recon = to_uint8(_nhwc(recon))
-    if originals.shape[1:] != recon.shape[1:]:
-        raise ValueError(
-            f"{owner}: reconstructions of shape {recon.shape[1:]} do not "
-            f"match the images of shape {originals.shape[1:]}."
-        )
-    n = len(originals)
-    k = min(cols, n)
-    blank = np.full((1,) + originals.shape[1:], 255, dtype=np.uint8)
-    cells = []
-    for start in range(0, n, k):
-        for part in (originals, recon):
-            chunk = part[start:start + k]
-            cells.append(chunk)
-            if len(chunk) < k:
-                cells.append(np.repeat(blank, k - len(chunk), axis=0))
-    cells = np.concatenate(cells)
-    return make_grid(cells, len(cells) // k, k, padding)
-
-
-def _nhwc(images):
-    return images[..., None] if images.ndim == 3 else images
-
-
-# ----------------------------------------------------------------------------
-# Public functions
-# ----------------------------------------------------------------------------
-
-
-def write_sample_grid(decoder, path, n=None, rows=4, cols=8,
-                      distribution="normal", limit=3.0, seed=0, sharpen=None,
-                      z=None, from_logits=None, padding=1, image_shape=None,
-                      batch_size=256):
-    """Decodes latent points and writes them as one PNG grid.
-
-    The latent points are `z` if given, else `n` points drawn with
-    `numpy.random.default_rng(seed)` from N(0, I) or uniformly from
-    `[-limit, limit]` per dimension (`VAEModel.sample` uses the same
-    `latent_points`). Decoded images are clipped to [0, 1], converted to
-    uint8, optionally sharpened, tiled `rows x cols` with `padding` pixels
-    between and around the cells (grayscale `L` PNG for one channel, `RGB`
-    for three) and written atomically.
-
-    Args:
-        decoder: A decoder model/layer mapping `(n, z_dim)` to images, or a
-            `VAEModel` (its `decoder` and `from_logits` are used).
-        path: Destination `.png`; missing directories are created.
-        n: Number of samples; defaults to `len(z)` or `rows * cols`. More
-            than `rows * cols` raises; fewer leaves blank cells.
-        rows, cols: Grid shape (either may be `None` to derive it from `n`).
-        distribution: `"normal"` or `"uniform"`.
-        limit: Half-width of the uniform box (> 0).
-        seed: Seed of the latent points (int or `None`).
-        sharpen: Optional `PIL.ImageEnhance.Sharpness` factor (>= 0; 1 is
-            the identity, 3-7 is common for blurry VAE samples).
-        z: Optional `(n, z_dim)` latent points to decode instead.
-        from_logits: Whether the decoder outputs logits (a sigmoid is then
-            applied). `None`: the `VAEModel`'s setting, else `False`.
-        padding: Pixels between and around cells (>= 0).
-        image_shape: Shape of one image, for decoders with flat outputs
-            (flat outputs of a square size are reshaped automatically).
-        batch_size: Decoder batch size.
-
-    Returns:
-        The path written.
-
-    Raises:
-        ValueError: When the grid cannot hold `n` samples, the latent size
-            does not match the decoder input, or an argument is invalid.
-
-    Example:
-
-    ```python
-    write_sample_grid(vae.decoder, "samples.png", rows=4, cols=8, seed=0,
-                      sharpen=5)
-    ```
-    """
-    owner = "write_sample_grid"
-    if from_logits is None:
-        from_logits = bool(getattr(decoder, "from_logits", False))
-    model = decoder
-    decoder = _unwrap_decoder(decoder, owner)
-    check_choice(distribution, "distribution", SAMPLE_DISTRIBUTIONS, owner)
-    limit = check_finite_number(limit, "limit", owner, minimum=0.0,
-                                strict_minimum=True)
-    seed = _check_seed(seed, owner)
-    sharpen = _check_sharpen(sharpen, owner)
-    padding = check_positive_int(padding, "padding", owner, minimum=0)
-    image_shape = _check_image_shape(image_shape, owner)
-    z_dim = _latent_size(model, decoder)
-    if n is not None:
-        n = check_positive_int(n, "n", owner)
-    if z is not None:
-        z = _check_latent(z, z_dim, owner)
-        if n is not None and n != len(z):
-            raise ValueError(
-                f"{owner}: `n`={n} does not match the {len(z)} latent points "
-                "given in `z`."
-            )
-        n = len(z)
-    elif n is None:
-        if rows is None or cols is None:
-            raise ValueError(
-                f"{owner}: give `n` (or `z`) when `rows` or `cols` is None, "
-                f"received rows={rows!r}, cols={cols!r}."
-            )
-        n = check_positive_int(rows, "rows", owner) * check_positive_int(
-            cols, "cols", owner)
-    rows, cols = grid_shape(n, rows, cols, owner)
-    if z is None:
-        if z_dim is None:
-            raise ValueError(
-                f"{owner}: cannot tell the decoder's latent size (it has no "
-                "known input shape); pass the latent points with `z=`."
-            )
-        z = latent_points(n, z_dim, seed, distribution, limit)
-    grid = _sample_grid(decoder, z, rows, cols, padding, sharpen,
-                        bool(from_logits), image_shape, batch_size, owner)
-    return save_image(grid, path)
-
-
-def write_reconstruction_grid(encoder_or_vae, images, path, decoder=None,
-                              cols=8, padding=1, sharpen=None,
-                              from_logits=None, image_shape=None,
-                              batch_size=256):
-    """Writes originals and their deterministic reconstructions as a PNG.
-
-    Each image is encoded, its `mu` decoded (`z = mu`, read from the encoder
-    outputs: no sampling switch is flipped). The grid alternates a row of up
-    to `cols` originals with the row of their reconstructions beneath
-    (`2 * ceil(n / cols)` rows, `min(n, cols)` columns). `sharpen` applies
-    to the reconstructions only.
-
-    Args:
-        encoder_or_vae: An encoder, or a VAE holding one (see
-            `diagnostics.find_encoder`).
-        images: `(n, ...)` inputs of the encoder, values in [0, 1].
-        path: Destination `.png`.
-        decoder: The decoder; found in `encoder_or_vae` when omitted (see
-            `diagnostics.find_decoder`).
-        cols, padding, sharpen, from_logits, image_shape, batch_size: As in
-            `write_sample_grid`.
-
-    Returns:
-        The path written.
-
-    Example:
-
-    ```python
-    write_reconstruction_grid(vae, x_val[:8], "reconstructions.png")
-    ```
-    """
-    owner = "write_reconstruction_grid"
-    if from_logits is None:
-        from_logits = bool(getattr(encoder_or_vae, "from_logits", False))
-    encoder = diagnostics.find_encoder(encoder_or_vae, owner)
-    if decoder is None:
-        decoder = diagnostics.find_decoder(encoder_or_vae, owner)
-    decoder = _unwrap_decoder(decoder, owner)
-    cols = check_positive_int(cols, "cols", owner)
-    padding = check_positive_int(padding, "padding", owner, minimum=0)
-    sharpen = _check_sharpen(sharpen, owner)
-    image_shape = _check_image_shape(image_shape, owner)
-    images = np.asarray(images)
-    if images.ndim < 2 or len(images) == 0:
-        raise ValueError(
-            f"{owner}: `images` must be a non-empty batch, received shape "
-            f"{images.shape}."
-        )
-    grid = _reconstruction_grid(encoder, decoder, images, cols, padding,
-                                sharpen, bool(from_logits), image_shape,
-                                batch_size, owner)
-    return save_image(grid, path)
-
-
-# ----------------------------------------------------------------------------
-# The callback
-# ----------------------------------------------------------------------------
+__all__ = ["SampleGridLogger"]
 
 
 @keras.saving.register_keras_serializable(package="keras_vae_layers")
@@ -442,10 +104,7 @@ class SampleGridLogger(CopySafeCallback):
     """
 
     _OWNER = "SampleGridLogger"
-    # Per-run state, dropped by deepcopy (a Keras model cannot be
-    # deep-copied; keras-tuner deep-copies callbacks for every trial).
     _TRANSIENT = ("_decoder", "_encoder", "_writer", "_z", "_from_logits_run")
-    # Explicitly given models are shared between copies.
     _SHARED = ("decoder", "encoder")
 
     def __init__(self, directory, every_n_epochs=1, rows=4, cols=8,
@@ -472,8 +131,8 @@ class SampleGridLogger(CopySafeCallback):
                                          SAMPLE_DISTRIBUTIONS, owner)
         self.limit = check_finite_number(limit, "limit", owner, minimum=0.0,
                                          strict_minimum=True)
-        self.seed = _check_seed(seed, owner)
-        self.sharpen = _check_sharpen(sharpen, owner)
+        self.seed = check_seed(seed, owner)
+        self.sharpen = check_sharpen(sharpen, owner)
         if reconstruction_images is not None:
             reconstruction_images = np.array(reconstruction_images)
             if reconstruction_images.ndim < 2 or len(
@@ -508,7 +167,7 @@ class SampleGridLogger(CopySafeCallback):
         self.padding = check_positive_int(padding, "padding", owner,
                                           minimum=0)
         self.from_logits = None if from_logits is None else bool(from_logits)
-        self.image_shape = _check_image_shape(image_shape, owner)
+        self.image_shape = check_image_shape(image_shape, owner)
         self.last_paths = {}
         self._reset_run_state()
 
@@ -525,7 +184,7 @@ class SampleGridLogger(CopySafeCallback):
         owner = self._OWNER
         model = self.model
         if self.decoder is not None:
-            decoder = _unwrap_decoder(self.decoder, owner)
+            decoder = resolve_decoder(self.decoder, owner)
         elif model is None:
             raise ValueError(
                 f"{owner}: no model is attached and no `decoder=` was given; "
@@ -533,7 +192,7 @@ class SampleGridLogger(CopySafeCallback):
             )
         else:
             decoder = diagnostics.find_decoder(model, owner)
-        z_dim = _latent_size(model, decoder)
+        z_dim = latent_size(model, decoder)
         encoder = None
         if self.reconstruction_images is not None:
             if self.encoder is not None:
@@ -598,14 +257,14 @@ class SampleGridLogger(CopySafeCallback):
         owner = self._OWNER
         number = epoch + 1
         paths = {}
-        grid = _sample_grid(self._decoder, self._z, self.rows, self.cols,
-                            self.padding, self.sharpen, self._from_logits_run,
-                            self.image_shape, 256, owner)
+        grid = sample_grid(self._decoder, self._z, self.rows, self.cols,
+                           self.padding, self.sharpen, self._from_logits_run,
+                           self.image_shape, 256, owner)
         paths["samples"] = save_image(grid, os.path.join(
             self.directory, self.filename_pattern.format(epoch=number)))
         grids = {"samples": grid}
         if self._encoder is not None:
-            rgrid = _reconstruction_grid(
+            rgrid = reconstruction_grid(
                 self._encoder, self._decoder, self.reconstruction_images,
                 self.cols, self.padding, self.sharpen, self._from_logits_run,
                 self.image_shape, 256, owner,
@@ -624,10 +283,7 @@ class SampleGridLogger(CopySafeCallback):
         self.last_paths = paths
         return paths
 
-    # ------------------------------------------------------- copy / config
-
-    def __deepcopy__(self, memo):
-        return share_on_deepcopy(self, memo, super().__deepcopy__)
+    # -------------------------------------------------------- serialization
 
     def get_config(self):
         images = self.reconstruction_images
@@ -687,16 +343,3 @@ def _check_pattern(pattern, name, owner):
             f"{exc!r}."
         ) from None
     return pattern
-
-
-def share_on_deepcopy(callback, memo, deepcopy):
-    """Deep-copies `callback` with its `_SHARED` attributes shared.
-
-    Seeding `memo` makes `copy.deepcopy` return those objects themselves
-    (models the user passed explicitly cannot be deep-copied).
-    """
-    for key in type(callback)._SHARED:
-        value = callback.__dict__.get(key)
-        if value is not None:
-            memo[id(value)] = value
-    return deepcopy(memo)

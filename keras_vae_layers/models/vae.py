@@ -12,6 +12,10 @@ from keras_vae_layers._validation import check_choice
 from keras_vae_layers._validation import check_finite_number
 from keras_vae_layers._validation import check_positive_int
 from keras_vae_layers._validation import shapes_compatible
+# `latent_points` lives in the numpy-only `latents` module; still importable
+# from here.
+from keras_vae_layers.latents import SAMPLE_DISTRIBUTIONS
+from keras_vae_layers.latents import latent_points
 from keras_vae_layers.layers import KLDivergenceLayer
 from keras_vae_layers.layers import SamplingLayer
 from keras_vae_layers.layers.kl_divergence import kl_term_managed_by_model
@@ -24,8 +28,6 @@ LOGGED_METRICS = METRIC_NAMES + ("beta",) + tuple(
     f"val_{m}" for m in METRIC_NAMES
 )
 """Every key `VAEModel.fit()` can put in its history."""
-
-SAMPLE_DISTRIBUTIONS = ("normal", "uniform")
 
 _KERAS_DEFAULT_BATCH_SIZE = 32
 
@@ -667,27 +669,6 @@ class VAEModel(keras.Model):
                 config[key], custom_objects=custom_objects
             )
         return cls(**config)
-
-
-def latent_points(n, z_dim, seed=None, distribution="normal", limit=3.0):
-    """Draws `n` float32 latent points from N(0, I) or U[-limit, limit].
-
-    Args:
-        n: Number of points.
-        z_dim: Latent size.
-        seed: Seed of the numpy generator (same seed, same points).
-        distribution: `"normal"` or `"uniform"`.
-        limit: Half-width of the uniform box.
-
-    Returns:
-        float32 numpy array `(n, z_dim)`.
-    """
-    rng = np.random.default_rng(seed)
-    if distribution == "normal":
-        z = rng.standard_normal((n, z_dim))
-    else:
-        z = rng.uniform(-limit, limit, size=(n, z_dim))
-    return z.astype("float32")
 
 
 def _bind(method, args, kwargs):

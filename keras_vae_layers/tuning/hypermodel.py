@@ -1,25 +1,9 @@
-"""keras-tuner integration: `VAEHyperModel` and the matching objective.
+"""`VAEHyperModel`: a `keras_tuner.HyperModel` of conv VAEs.
 
-`VAEHyperModel` builds compiled, built `VAEModel`s from the conv
-encoder/decoder builder and searches the latent size `z_dim`, the optional
-Dense layer between Flatten and the `mu`/`logvar` heads
-(`intermediate_dim`) and the KL weight `beta` (and, optionally, the
-learning rate). Any of them can be pinned to a fixed value.
-
-Why the objective is `val_neg_elbo` and not `val_loss`: the trained loss is
-`reco + beta * kl`, so with `beta` in the search space a smaller `beta`
-always gives a smaller `val_loss` whatever the model's quality. The
-unweighted negative ELBO `reco + kl` is the same quantity for every trial,
-so trials are comparable. `val_reco_loss` is the documented alternative
-when only reconstruction quality matters (it too favours a small `beta`).
-
-Note: keras-tuner imports TensorBoard's hparams plugin in every trial, and
-it swallows trial exceptions (a failed trial is marked `FAILED`/`INVALID`
-and the search goes on). Check `tuner.oracle.trials[i].status` after a
-search; `completed_trials(tuner)` does it for you.
+The search-space specs are parsed by `search_space`, the objective checked
+by `objective`; this module builds, compiles and fits the models.
 """
 
-import numbers
 import warnings
 
 import keras
@@ -28,342 +12,19 @@ import keras_tuner
 from keras_vae_layers import losses as vae_losses
 from keras_vae_layers._validation import check_choice
 from keras_vae_layers._validation import check_finite_number
-from keras_vae_layers._validation import check_positive_int
 from keras_vae_layers.models.builders import build_conv_encoder_decoder
-from keras_vae_layers.models.vae import LOGGED_METRICS
 from keras_vae_layers.models.vae import VAEModel
+from keras_vae_layers.tuning.objective import BETA_WEIGHTED_OBJECTIVES
+from keras_vae_layers.tuning.objective import DEFAULT_OBJECTIVE
+from keras_vae_layers.tuning.objective import vae_objective
+from keras_vae_layers.tuning.search_space import is_integer
+from keras_vae_layers.tuning.search_space import parse_float_spec
+from keras_vae_layers.tuning.search_space import parse_int_spec
 
-__all__ = [
-    "DEFAULT_OBJECTIVE",
-    "OBJECTIVE_NAMES",
-    "VAEHyperModel",
-    "completed_trials",
-    "vae_objective",
-]
-
-DEFAULT_OBJECTIVE = "val_neg_elbo"
-"""Unweighted validation negative ELBO: comparable across `beta` values."""
-
-OBJECTIVE_NAMES = tuple(m for m in LOGGED_METRICS if m != "beta")
-"""Metrics `VAEModel` logs that can serve as a tuning objective (all "min")."""
-
-BETA_WEIGHTED_OBJECTIVES = ("loss", "total_loss", "val_loss",
-                            "val_total_loss")
-"""Objectives that contain `beta * kl` and so favour a small `beta`."""
+__all__ = ["HYPERPARAMETER_NAMES", "VAEHyperModel"]
 
 HYPERPARAMETER_NAMES = ("z_dim", "intermediate_dim", "beta", "learning_rate")
 """Names `VAEHyperModel` registers (`learning_rate` only when searched)."""
-
-_INT_SAMPLINGS = ("linear", "log", "reverse_log")
-_RANGE_KEYS = ("min", "max", "step", "sampling")
-
-
-# ----------------------------------------------------------------------------
-# Objective
-# ----------------------------------------------------------------------------
-
-
-def vae_objective(name=DEFAULT_OBJECTIVE):
-    """Returns the `keras_tuner.Objective` for a metric `VAEModel` logs.
-
-    Every metric `VAEModel` logs is a loss, so the direction is always
-    `"min"`; this saves spelling it out (keras-tuner cannot infer it for
-    names such as `val_neg_elbo`).
-
-    Args:
-        name: A metric name from `OBJECTIVE_NAMES` (default
-            `"val_neg_elbo"`, the unweighted validation negative ELBO, which
-            is comparable across `beta` values; `"val_reco_loss"` is the
-            alternative when only reconstructions matter), or a
-            `keras_tuner.Objective` for one of them with direction `"min"`.
-
-    Returns:
-        A `keras_tuner.Objective(name, direction="min")`.
-
-    Raises:
-        ValueError: For a name `VAEModel` does not log (the message lists
-            the names it logs), or an `Objective` with direction `"max"`.
-
-    Example:
-
-    ```python
-    tuner = keras_tuner.RandomSearch(
-        hypermodel, objective=vae_objective("val_reco_loss"), max_trials=10)
-    ```
-    """
-    direction = "min"
-    if isinstance(name, keras_tuner.Objective):
-        direction = name.direction
-        name = name.name
-    if not isinstance(name, str) or name not in OBJECTIVE_NAMES:
-        hint = ""
-        if isinstance(name, str) and name in ("beta", "val_beta"):
-            hint = " `beta` is a hyperparameter, not a quality measure."
-        raise ValueError(
-            f"vae_objective: unknown objective {name!r}; VAEModel logs "
-            f"{', '.join(OBJECTIVE_NAMES)} (the `val_*` ones need "
-            f"`validation_data`).{hint}"
-        )
-    if direction != "min":
-        raise ValueError(
-            f"vae_objective: objective {name!r} is a loss and must be "
-            f"minimised; received direction {direction!r}, expected 'min'."
-        )
-    return keras_tuner.Objective(name, direction="min")
-
-
-def completed_trials(tuner):
-    """Returns the tuner's trials whose status is `COMPLETED`.
-
-    keras-tuner catches exceptions raised inside a trial, marks the trial
-    `FAILED` or `INVALID` and carries on, so a search can "finish" without
-    a single trained model. Use this to check.
-
-    Args:
-        tuner: A `keras_tuner.Tuner` after `search()`.
-
-    Returns:
-        A list of `keras_tuner.engine.trial.Trial`, in trial-id order.
-    """
-    trials = tuner.oracle.trials
-    return [trials[k] for k in sorted(trials)
-            if trials[k].status == "COMPLETED"]
-
-
-# ----------------------------------------------------------------------------
-# Hyperparameter specifications
-# ----------------------------------------------------------------------------
-
-
-class _Spec:
-    """A normalised hyperparameter spec: fixed, range or choice."""
-
-    def __init__(self, name, kind, value=None, low=None, high=None,
-                 step=None, sampling=None, values=None, default=None,
-                 is_int=True):
-        self.name = name
-        self.kind = kind
-        self.value = value
-        self.low = low
-        self.high = high
-        self.step = step
-        self.sampling = sampling
-        self.values = values
-        self.default = default
-        self.is_int = is_int
-
-    @property
-    def searched(self):
-        return self.kind != "fixed"
-
-    def register(self, hp):
-        """Registers the spec on `hp` and returns its current value."""
-        if self.kind == "fixed":
-            return hp.Fixed(self.name, self.value)
-        if self.kind == "choice":
-            return hp.Choice(self.name, list(self.values), ordered=True,
-                             default=self.default)
-        if self.is_int:
-            return hp.Int(self.name, self.low, self.high, step=self.step,
-                          sampling=self.sampling)
-        return hp.Float(self.name, self.low, self.high, step=self.step,
-                        sampling=self.sampling)
-
-    def first_value(self):
-        if self.kind == "fixed":
-            return self.value
-        if self.kind == "choice":
-            return self.default
-        return self.low
-
-    def describe(self):
-        if self.kind == "fixed":
-            return repr(self.value)
-        if self.kind == "choice":
-            return f"choice {list(self.values)}"
-        step = f", step {self.step}" if self.step is not None else ""
-        return f"{self.sampling} range [{self.low}, {self.high}{step}]"
-
-
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _spec_error(name, value, expected):
-    return ValueError(f"VAEHyperModel: `{name}` {expected}, received "
-                      f"{value!r}.")
-
-
-def _is_none_token(value):
-    return value is None or (isinstance(value, str)
-                             and value.strip().lower() == "none")
-
-
-def _range_parts(name, value, forms):
-    """Splits a `(min, max)` pair or a dict into low, high, step, sampling."""
-    if isinstance(value, dict):
-        unknown = sorted(set(value) - set(_RANGE_KEYS), key=str)
-        if unknown:
-            raise ValueError(
-                f"VAEHyperModel: unknown key(s) {unknown} in the `{name}` "
-                f"range {value!r}; expected keys {list(_RANGE_KEYS)}."
-            )
-        if "min" not in value or "max" not in value:
-            raise ValueError(
-                f"VAEHyperModel: the `{name}` range {value!r} needs both "
-                f"'min' and 'max'."
-            )
-        return value["min"], value["max"], value.get("step"), value.get(
-            "sampling")
-    if len(value) == 0:
-        raise ValueError(
-            f"VAEHyperModel: `{name}` is an empty range {value!r}; pass "
-            f"{forms}."
-        )
-    if len(value) != 2:
-        raise ValueError(
-            f"VAEHyperModel: a tuple `{name}` must be a (min, max) pair, "
-            f"received {value!r} of length {len(value)}; pass {forms}."
-        )
-    return value[0], value[1], None, None
-
-
-def _check_order(name, low, high):
-    if low > high:
-        raise ValueError(
-            f"VAEHyperModel: the `{name}` range has min > max "
-            f"(min={low!r}, max={high!r}); the range is empty."
-        )
-
-
-def _int_spec(name, value, allow_none=False):
-    """Parses an int hyperparameter spec.
-
-    With `allow_none`, `None`, `"none"` and `0` mean "no layer" and are
-    stored as `0` (numeric, so ordered choices work with
-    `BayesianOptimization`).
-    """
-    none_forms = " (or None / 'none' / 0 for no layer)" if allow_none else ""
-    forms = (f"an int >= 1{none_forms}, a (min, max) tuple, a dict "
-             f"{{'min', 'max', 'step', 'sampling'}} or a list of choices")
-
-    def one(v, where):
-        if allow_none and (_is_none_token(v) or (_is_int(v) and v == 0)):
-            return 0
-        if not _is_int(v) or v < 1:
-            raise _spec_error(where, v, f"must be {forms}")
-        return int(v)
-
-    if allow_none and isinstance(value, tuple) and any(
-        _is_none_token(v) for v in value
-    ):
-        # A range cannot contain "none": a tuple holding None is a set of
-        # choices (this also keeps the default argument immutable).
-        value = list(value)
-    if isinstance(value, (tuple, dict)):
-        low, high, step, sampling = _range_parts(name, value, forms)
-        for part, v in (("min", low), ("max", high)):
-            if not _is_int(v) or v < 1:
-                raise _spec_error(
-                    f"{name}` range `{part}", v,
-                    "must be an int >= 1 (a range cannot include 'none'; "
-                    "use a list such as [None, 64, 128])" if allow_none
-                    else "must be an int >= 1",
-                )
-        low, high = int(low), int(high)
-        _check_order(name, low, high)
-        if step is not None:
-            step = check_positive_int(step, f"{name}['step']",
-                                      "VAEHyperModel")
-        sampling = "linear" if sampling is None else sampling
-        check_choice(sampling, f"{name}['sampling']", _INT_SAMPLINGS,
-                     "VAEHyperModel")
-        return _range_spec(name, low, high, step, sampling)
-    return _choices_or_fixed(name, value, one, forms)
-
-
-def _float_spec(name, value, fixed_minimum, strict_fixed_minimum):
-    """Parses a positive float spec; ranges default to log sampling."""
-    forms = ("a number, a (low, high) tuple (log scale), a dict "
-             "{'min', 'max', 'step', 'sampling'} or a list of choices")
-
-    def one(v, where):
-        if not _is_real(v):
-            raise _spec_error(where, v, f"must be {forms}")
-        return check_finite_number(v, where, "VAEHyperModel",
-                                   minimum=fixed_minimum,
-                                   strict_minimum=strict_fixed_minimum)
-
-    if isinstance(value, (tuple, dict)):
-        low, high, step, sampling = _range_parts(name, value, forms)
-        low = check_finite_number(low, f"{name}` range `min",
-                                  "VAEHyperModel")
-        high = check_finite_number(high, f"{name}` range `max",
-                                   "VAEHyperModel")
-        sampling = "log" if sampling is None else sampling
-        check_choice(sampling, f"{name}['sampling']", _INT_SAMPLINGS,
-                     "VAEHyperModel")
-        for part, v in (("min", low), ("max", high)):
-            if v <= 0.0:
-                raise ValueError(
-                    f"VAEHyperModel: the `{name}` range bounds must be > 0 "
-                    f"(it is searched on a log scale); received {part}="
-                    f"{v!r} in {value!r}."
-                )
-        _check_order(name, low, high)
-        if step is not None:
-            step = check_finite_number(step, f"{name}['step']",
-                                       "VAEHyperModel", minimum=0.0,
-                                       strict_minimum=True)
-        return _range_spec(name, low, high, step, sampling, is_int=False)
-    return _choices_or_fixed(name, value, one, forms, is_int=False)
-
-
-def _range_spec(name, low, high, step, sampling, is_int=True):
-    """A checked range; `low == high` is a fixed value."""
-    if low == high:
-        return _Spec(name, "fixed", value=low, is_int=is_int)
-    return _Spec(name, "range", low=low, high=high, step=step,
-                 sampling=sampling, is_int=is_int)
-
-
-def _choices_or_fixed(name, value, one, forms, is_int=True):
-    """A list of choices or a single value, each checked with `one`."""
-    if isinstance(value, list):
-        if not value:
-            raise ValueError(
-                f"VAEHyperModel: `{name}` is an empty list of choices; pass "
-                f"{forms}."
-            )
-        values = [one(v, f"{name}[{i}]") for i, v in enumerate(value)]
-        return _choice(name, values, is_int=is_int)
-    return _Spec(name, "fixed", value=one(value, name), is_int=is_int)
-
-
-def _choice(name, values, is_int=True):
-    seen = set()
-    dupes = [v for v in values if v in seen or seen.add(v)]
-    if dupes:
-        raise ValueError(
-            f"VAEHyperModel: `{name}` lists a choice more than once "
-            f"({sorted(set(dupes))}); received {values!r}."
-        )
-    if len(values) == 1:
-        return _Spec(name, "fixed", value=values[0], is_int=is_int)
-    # Sorted, so the ordered Choice is meaningful to BayesianOptimization
-    # (it models a choice by its index); the first listed value stays the
-    # default.
-    return _Spec(name, "choice", values=sorted(values), default=values[0],
-                 is_int=is_int)
-
-
-# ----------------------------------------------------------------------------
-# The hypermodel
-# ----------------------------------------------------------------------------
 
 
 class VAEHyperModel(keras_tuner.HyperModel):
@@ -491,12 +152,12 @@ class VAEHyperModel(keras_tuner.HyperModel):
         tunable=True,
     ):
         super().__init__(name=name, tunable=tunable)
-        self._z_dim_spec = _int_spec("z_dim", z_dim)
-        self._intermediate_dim_spec = _int_spec(
+        self._z_dim_spec = parse_int_spec("z_dim", z_dim)
+        self._intermediate_dim_spec = parse_int_spec(
             "intermediate_dim", intermediate_dim, allow_none=True)
-        self._beta_spec = _float_spec(
+        self._beta_spec = parse_float_spec(
             "beta", beta, fixed_minimum=0.0, strict_fixed_minimum=False)
-        self._learning_rate_spec = _float_spec(
+        self._learning_rate_spec = parse_float_spec(
             "learning_rate", learning_rate, fixed_minimum=0.0,
             strict_fixed_minimum=True)
         self.objective = vae_objective(objective)
@@ -721,7 +382,7 @@ def _check_input_shape(input_shape):
         isinstance(input_shape, (str, bytes))
         or not isinstance(input_shape, (list, tuple))
         or len(input_shape) != 3
-        or not all(_is_int(d) and d >= 1 for d in input_shape)
+        or not all(is_integer(d) and d >= 1 for d in input_shape)
     ):
         raise ValueError(
             "VAEHyperModel: `input_shape` must be a (height, width, "

@@ -1,7 +1,8 @@
-"""Image grids for decoded samples: tiling, sharpening and atomic PNG output.
+"""Image arrays to PNG grids: uint8 conversion, sharpening, tiling, atomic
+writes.
 
-One implementation shared by the sample-grid callback, the examples and
-users who want a grid from a decoder outside of training.
+Pure numpy/PIL, with no model involved; `keras_vae_layers.images.decoded`
+builds decoder grids on top of it.
 """
 
 import math
@@ -14,6 +15,15 @@ from PIL import ImageEnhance
 from keras_vae_layers._io import atomic_path
 from keras_vae_layers._validation import check_finite_number
 from keras_vae_layers._validation import check_positive_int
+
+__all__ = [
+    "grid_shape",
+    "make_grid",
+    "save_grid",
+    "save_image",
+    "sharpen_images",
+    "to_uint8",
+]
 
 
 def to_uint8(images):
