@@ -2,10 +2,10 @@
 
 The layers, losses, `VAEModel`, the builder, `datasets` and `images` (with
 the `diagnostics` helpers its decoder grids use) are imported with the
-package. `callbacks` and `tuning` load on first attribute access
-(`kvl.callbacks.VAECheckpoint`), the way `keras.callbacks` is reached from
-`keras`: `tuning` imports keras-tuner, which a user who never tunes should
-not pay for at import time.
+package. `callbacks`, `evaluation` and `tuning` load on first attribute
+access (`kvl.callbacks.VAECheckpoint`), the way `keras.callbacks` is reached
+from `keras`: `tuning` imports keras-tuner, which a user who never tunes
+should not pay for at import time.
 """
 
 import importlib
@@ -26,12 +26,13 @@ from keras_vae_layers.losses import vae_loss_terms
 from keras_vae_layers.models import VAEModel
 from keras_vae_layers.models import build_conv_encoder_decoder
 
-_LAZY_SUBMODULES = ("callbacks", "diagnostics", "tuning")
+_LAZY_SUBMODULES = ("callbacks", "diagnostics", "evaluation", "tuning")
 
 __all__ = [
     "__version__",
     "callbacks",
     "diagnostics",
+    "evaluation",
     "tuning",
     "KLDivergenceLayer",
     "SamplingLayer",

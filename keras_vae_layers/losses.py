@@ -13,6 +13,8 @@ All terms are computed in float32, whatever the inputs' dtype (mixed
 precision safe).
 """
 
+import math
+
 import keras
 from keras import ops
 
@@ -32,7 +34,12 @@ __all__ = [
     "fact_to_beta",
     "beta_to_fact",
     "ReconstructionLoss",
+    "gaussian_log_density",
+    "bernoulli_log_likelihood",
+    "gaussian_log_likelihood",
 ]
+
+LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _float32(x):
@@ -312,3 +319,106 @@ class ReconstructionLoss(keras.losses.Loss):
             "from_logits": self.from_logits,
         })
         return config
+
+
+# ---------------------------------------------------------------------------
+# Log-densities with their normalising constants (for likelihood estimates).
+# ---------------------------------------------------------------------------
+
+
+def _float_tensor(x):
+    # Keep float64 inputs in float64 (where the backend has it); everything
+    # else is computed in float32, as the loss terms above.
+    x = ops.convert_to_tensor(x)
+    if x.dtype not in ("float32", "float64"):
+        x = ops.cast(x, "float32")
+    return x
+
+
+def gaussian_log_density(x, mean, logvar):
+    """Element-wise `log N(x; mean, exp(logvar))`, normalising constant included.
+
+    `-0.5 * ((x - mean)^2 / exp(logvar) + logvar + log(2 pi))`, in float64
+    when all inputs are float64 numpy arrays (and the backend supports
+    float64; JAX needs `jax_enable_x64`), else in float32. No clipping:
+    likelihood estimators need the exact density of the proposal.
+
+    Args:
+        x: Points.
+        mean: Means, broadcastable to `x`.
+        logvar: Log-variances, broadcastable to `x`.
+
+    Returns:
+        Tensor of the broadcast shape (nothing is summed).
+
+    Example:
+
+    >>> float(gaussian_log_density(0.0, 0.0, 0.0))   # -0.5 log(2 pi)
+    -0.918938...
+    """
+    x, mean, logvar = (_float_tensor(v) for v in (x, mean, logvar))
+    dtype = "float64" if all(v.dtype == "float64"
+                             for v in (x, mean, logvar)) else "float32"
+    x, mean, logvar = (ops.cast(v, dtype) for v in (x, mean, logvar))
+    return -0.5 * (ops.square(x - mean) * ops.exp(-logvar) + logvar + LOG_2PI)
+
+
+def bernoulli_log_likelihood(x, x_hat, from_logits=False):
+    """Per-sample Bernoulli log-likelihood `log p(x | x_hat)`, in nats.
+
+    Exactly `-reconstruction_loss(x, x_hat, "bce", "sum", from_logits)`:
+    summed over all non-batch elements. For binary `x` this is the
+    log-probability of the data. For grey values in (0, 1) it is the
+    expected log-probability of a random binarisation of `x` (each pixel 1
+    with probability `x`), not a normalised density of grey images: the
+    continuous Bernoulli's normaliser is missing, so compare such values
+    between models on the same data only.
+
+    Args:
+        x: Targets in `[0, 1]`, `(batch, ...)`.
+        x_hat: Probabilities, or logits with `from_logits=True`.
+        from_logits: Whether `x_hat` holds logits (exact where
+            probabilities would saturate; probabilities are clipped to
+            `[1e-7, 1 - 1e-7]`, as in training).
+
+    Returns:
+        float32 tensor `(batch,)`.
+
+    Example:
+
+    >>> x = np.array([[1.0, 0.0]], "float32")
+    >>> float(bernoulli_log_likelihood(x, np.array([[0.0, 0.0]]),
+    ...                                from_logits=True)[0])  # 2 log 0.5
+    -1.386294...
+    """
+    return -reconstruction_loss(x, x_hat, "bce", "sum", from_logits)
+
+
+def gaussian_log_likelihood(x, mean, sigma):
+    """Per-sample `log N(x; mean, sigma^2 I)`, summed over non-batch elements.
+
+    With `D` elements per sample this is
+    `-sum((x - mean)^2) / (2 sigma^2) - D (log sigma + 0.5 log(2 pi))`.
+    The package's `"mse"` loss (`reduction="sum"`) is the same Gaussian
+    negative log-likelihood for `sigma^2 = 1/2` up to a constant:
+    `reconstruction_loss(x, m, "mse") ==
+    -gaussian_log_likelihood(x, m, 0.5 ** 0.5) - 0.5 * D * log(pi)`.
+
+    Args:
+        x: Targets `(batch, ...)`.
+        mean: Decoder means of the same shape.
+        sigma: Observation standard deviation, a positive number.
+
+    Returns:
+        Tensor `(batch,)` (float64 for float64 inputs, else float32).
+
+    Example:
+
+    >>> x = np.zeros((1, 3))
+    >>> float(gaussian_log_likelihood(x, x, 1.0)[0])   # -1.5 log(2 pi)
+    -2.756815...
+    """
+    sigma = check_finite_number(sigma, "sigma", "gaussian_log_likelihood",
+                                minimum=0.0, strict_minimum=True)
+    log_density = gaussian_log_density(x, mean, 2.0 * math.log(sigma))
+    return _reduce_non_batch(log_density, "sum")

@@ -194,3 +194,83 @@ def test_errors(data):
                                                  r"\(40, 5\) does not match"):
         vae.fit(x, epochs=1, verbose=0,
                 callbacks=[LatentStatisticsLogger(x_val[:, :5])])
+
+
+# ---------------------------------------------------------------------------
+# Opt-in per-epoch log-likelihood and MIG
+# ---------------------------------------------------------------------------
+
+
+def test_opt_in_log_likelihood_and_mig_match_offline_values(data):
+    from keras_vae_layers import evaluation
+
+    x, x_val = data
+    factors = np.random.default_rng(5).integers(0, 3, size=(len(x_val), 2))
+    vae = make_vae("pair")
+    cb = LatentStatisticsLogger(x_val, log_likelihood_samples=8,
+                                factors=factors, seed=3)
+    plain = LatentStatisticsLogger(x_val, prefix="plain_")
+    hist = vae.fit(x, epochs=2, batch_size=16, verbose=0,
+                   callbacks=[cb, plain])
+    assert len(hist.history["latent_log_likelihood"]) == 2
+    assert len(hist.history["latent_mig"]) == 2
+    assert not any(k.startswith("plain_") and k.endswith(("likelihood",
+                                                          "mig"))
+                   for k in hist.history)
+    ll = evaluation.log_likelihood(vae, x_val, num_samples=8, seed=3)
+    assert hist.history["latent_log_likelihood"][-1] == pytest.approx(
+        ll.mean(), rel=1e-6)
+    mu = encode_dataset(vae.encoder, x_val)["mu"]
+    assert hist.history["latent_mig"][-1] == pytest.approx(
+        evaluation.mutual_information_gap(mu, factors), abs=1e-12)
+
+
+def test_log_likelihood_does_not_retrace_the_decoder_per_epoch(data):
+    x, x_val = data
+    vae = make_vae("pair")
+    counter = TraceCounter()
+    z = keras.Input((LATENT,))
+    h = counter(keras.layers.Dense(DIM)(z))
+    vae = VAEModel(vae.encoder,
+                   keras.Model(z, keras.layers.Activation("sigmoid")(h)))
+    vae.compile(optimizer="adam")
+    traces = []
+    recorder = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: traces.append(counter.traces))
+    vae.fit(x, epochs=4, batch_size=16, verbose=0, callbacks=[
+        LatentStatisticsLogger(x_val, log_likelihood_samples=4), recorder])
+    assert traces[1:] == [traces[0]] * 3
+
+
+def test_opt_in_metrics_config_and_errors(data):
+    x, x_val = data
+    factors = {"a": np.arange(len(x_val)) % 3,
+               "b": np.linspace(0.0, 1.0, len(x_val))}
+    cb = LatentStatisticsLogger(x_val, log_likelihood_samples=5,
+                                factors=factors, max_samples=30)
+    assert cb.factors.shape == (30, 2) and cb.factors.dtype == np.int64
+    config = cb.get_config()
+    clone = LatentStatisticsLogger.from_config(config)
+    assert clone.get_config() == config
+    np.testing.assert_array_equal(clone.factors, cb.factors)
+    owner = r"LatentStatisticsLogger: "
+    with pytest.raises(ValueError, match=owner + r"`factors` must have one "
+                       r"row per row of `x_val_sample` \(40\), received 39"):
+        LatentStatisticsLogger(x_val, factors=factors["a"][:-1])
+    with pytest.raises(ValueError, match=owner + "factor 'factor_0' in "
+                       "`factors` takes a single value"):
+        LatentStatisticsLogger(x_val, factors=np.zeros(len(x_val)))
+    with pytest.raises(ValueError, match=owner + "`log_likelihood_samples` "
+                       "must be an integer >= 0"):
+        LatentStatisticsLogger(x_val, log_likelihood_samples=-1)
+    # A Functional VAE has no decoder to score.
+    functional = dense_vae(input_dim=DIM, nested=True)
+    functional.compile(optimizer="adam", loss="binary_crossentropy")
+    with pytest.raises(ValueError, match=owner + "`vae` must be a VAEModel"
+                       ".*needed by `log_likelihood_samples`"):
+        functional.fit(x, x, epochs=1, verbose=0, callbacks=[
+            LatentStatisticsLogger(x_val, log_likelihood_samples=2)])
+    with pytest.raises(ValueError, match=owner + r"likelihood='bernoulli' "
+                       r"needs `x` in \[0, 1\]"):
+        make_vae().fit(x, epochs=1, verbose=0, callbacks=[
+            LatentStatisticsLogger(x_val * 2, log_likelihood_samples=2)])

@@ -188,3 +188,52 @@ def test_bce_uses_cached_logits_of_sigmoid_outputs():
     plain = ops.convert_to_numpy(probs)  # numpy: no cached logits, clipped
     clipped = float(ops.convert_to_numpy(losses.reconstruction_loss(x, plain))[0])
     assert clipped < exact - 20
+
+
+# ---------------------------------------------------------------------------
+# Log-densities with normalising constants (used by evaluation.log_likelihood)
+# ---------------------------------------------------------------------------
+
+
+def test_gaussian_log_density_matches_scipy_and_keeps_float64(rng):
+    from scipy import stats
+
+    x = rng.normal(size=(5, 3))
+    mean = rng.normal(size=(5, 3))
+    logvar = rng.normal(scale=0.5, size=(5, 3))
+    got = ops.convert_to_numpy(losses.gaussian_log_density(x, mean, logvar))
+    assert got.dtype == np.float64
+    ref = stats.norm(mean, np.exp(0.5 * logvar)).logpdf(x)
+    np.testing.assert_allclose(got, ref, rtol=1e-12)
+    got32 = losses.gaussian_log_density(x.astype("float32"), mean, logvar)
+    assert got32.dtype == "float32"
+
+
+def test_gaussian_log_likelihood_and_the_mse_loss(rng):
+    x = rng.uniform(size=(4, 3, 2)).astype("float32")
+    mean = rng.uniform(size=(4, 3, 2)).astype("float32")
+    sigma = 0.3
+    got = ops.convert_to_numpy(losses.gaussian_log_likelihood(x, mean, sigma))
+    ref = -((x - mean) ** 2).sum(axis=(1, 2)) / (2 * sigma ** 2) - 6 * (
+        np.log(sigma) + 0.5 * np.log(2 * np.pi))
+    np.testing.assert_allclose(got, ref, rtol=1e-5)
+    # The "mse" loss is the Gaussian NLL with sigma^2 = 1/2, up to a constant.
+    mse = ops.convert_to_numpy(losses.reconstruction_loss(x, mean, "mse"))
+    half = ops.convert_to_numpy(
+        losses.gaussian_log_likelihood(x, mean, np.sqrt(0.5)))
+    np.testing.assert_allclose(mse, -half - 0.5 * 6 * np.log(np.pi),
+                               rtol=1e-5)
+    with pytest.raises(ValueError, match="gaussian_log_likelihood: `sigma` "
+                       "must be > 0.0"):
+        losses.gaussian_log_likelihood(x, mean, -1.0)
+
+
+def test_bernoulli_log_likelihood_is_the_log_probability_of_binary_data():
+    x = np.array([[1.0, 0.0, 1.0]], "float32")
+    p = np.array([[0.9, 0.2, 0.6]], "float32")
+    got = float(ops.convert_to_numpy(losses.bernoulli_log_likelihood(x, p))[0])
+    assert got == pytest.approx(np.log(0.9 * 0.8 * 0.6), rel=1e-6)
+    logits = np.log(p / (1 - p))
+    got_logits = losses.bernoulli_log_likelihood(x, logits, from_logits=True)
+    assert float(ops.convert_to_numpy(got_logits)[0]) == pytest.approx(
+        got, rel=1e-6)

@@ -7,6 +7,10 @@ from keras_vae_layers import diagnostics
 from keras_vae_layers._validation import check_finite_number
 from keras_vae_layers._validation import check_positive_int
 from keras_vae_layers.callbacks._callback_base import CopySafeCallback
+from keras_vae_layers.evaluation import likelihood as _likelihood
+from keras_vae_layers.evaluation._factors import check_informative
+from keras_vae_layers.evaluation._factors import discretize_factors
+from keras_vae_layers.evaluation.disentanglement import mutual_information_gap
 
 __all__ = ["LatentStatisticsLogger"]
 
@@ -42,7 +46,18 @@ class LatentStatisticsLogger(CopySafeCallback):
       and dimensions; `{prefix}kl_total`: the mean per-sample KL (summed
       over dimensions, the unweighted `kl_loss` of training).
 
-    All values come from `diagnostics.latent_statistics`' functions, so they
+    Two opt-in entries cost more (see the README for measured costs):
+
+    * `{prefix}log_likelihood` with `log_likelihood_samples=K > 0`: the
+      mean importance-weighted `log p(x)` estimate of the sample in nats
+      (`evaluation.log_likelihood` with `K` samples and the fixed `seed`,
+      so epochs see the same draws). Needs a `VAEModel` (encoder, decoder,
+      likelihood from its `reconstruction_loss`).
+    * `{prefix}mig` with `factors=`: the mutual information gap
+      (`evaluation.mutual_information_gap`) of `mu` against the sample's
+      ground-truth factors.
+
+    All values come from `diagnostics` and `evaluation` functions, so they
     match a later offline analysis. With `every_n_epochs > 1` the keys are
     only present for logging epochs, so their `History` lists are shorter
     than the loss lists.
@@ -67,7 +82,14 @@ class LatentStatisticsLogger(CopySafeCallback):
         encoder: Optional encoder (or VAE) to use instead of the model's.
         active_threshold: Variance threshold of an active unit (>= 0).
         max_samples: Keep at most this many rows of `x_val_sample`.
-        seed: Seed of the numpy `z` for `[mu, logvar]` encoders.
+        seed: Seed of the numpy `z` for `[mu, logvar]` encoders and of the
+            log-likelihood draws.
+        log_likelihood_samples: Importance samples per row for the
+            per-epoch log-likelihood, `0` (default) to skip it.
+        factors: Ground-truth factors of the rows of `x_val_sample` (an
+            `(n, k)` array or a dict as `load_shapes` returns; continuous
+            ones are binned, see `evaluation.discretize_factors`) to log
+            the MIG, or `None`.
 
     Example:
 
@@ -81,12 +103,13 @@ class LatentStatisticsLogger(CopySafeCallback):
     """
 
     _OWNER = "LatentStatisticsLogger"
-    _TRANSIENT = ("_encoder",)
+    _TRANSIENT = ("_encoder", "_likelihood")
     _SHARED = ("encoder",)
 
     def __init__(self, x_val_sample, batch_size=256, prefix="latent_",
                  every_n_epochs=1, encoder=None, active_threshold=0.01,
-                 max_samples=512, seed=0):
+                 max_samples=512, seed=0, log_likelihood_samples=0,
+                 factors=None):
         super().__init__()
         owner = self._OWNER
         self.max_samples = check_positive_int(max_samples, "max_samples",
@@ -123,8 +146,23 @@ class LatentStatisticsLogger(CopySafeCallback):
                 f"{owner}: `seed` must be an int or None, received {seed!r}."
             )
         self.seed = seed
+        self.log_likelihood_samples = check_positive_int(
+            log_likelihood_samples, "log_likelihood_samples", owner,
+            minimum=0)
+        self.factors = None
+        if factors is not None:
+            codes, names = discretize_factors(factors, owner=owner)
+            if len(codes) != len(x):
+                raise ValueError(
+                    f"{owner}: `factors` must have one row per row of "
+                    f"`x_val_sample` ({len(x)}), received {len(codes)}."
+                )
+            codes = codes[:self.max_samples]
+            check_informative(codes, names, owner)
+            self.factors = codes
         self.last_statistics = None
         self._encoder = None
+        self._likelihood = None
 
     def _setup(self):
         owner = self._OWNER
@@ -138,6 +176,14 @@ class LatentStatisticsLogger(CopySafeCallback):
         diagnostics._check_batch_shape(self.x_val_sample.shape, expected,
                                        owner, "`x_val_sample`")
         self._encoder = encoder
+        if self.log_likelihood_samples:
+            model = self.model if self.model is not None else self.encoder
+            try:
+                self._likelihood = _likelihood._Likelihood(model, owner=owner)
+                self._likelihood.check_data(self.x_val_sample)
+            except ValueError as err:
+                raise ValueError(
+                    f"{err} (needed by `log_likelihood_samples`)") from None
 
     def on_train_begin(self, logs=None):
         self._setup()
@@ -155,6 +201,7 @@ class LatentStatisticsLogger(CopySafeCallback):
 
     def on_train_end(self, logs=None):
         self._encoder = None
+        self._likelihood = None
 
     def compute(self):
         """Encodes the sample now; returns the log entries (floats)."""
@@ -167,10 +214,20 @@ class LatentStatisticsLogger(CopySafeCallback):
             active_threshold=self.active_threshold,
         )
         self.last_statistics = stats
-        return {
+        values = {
             f"{self.prefix}{key}": float(stats[name])
             for key, name in LOGGED_STATISTICS
         }
+        if self._likelihood is not None:
+            ll = _likelihood._estimate(
+                self._likelihood, self.x_val_sample,
+                self.log_likelihood_samples, None,
+                self.seed if self.seed is not None else 0, verbose=0)
+            values[f"{self.prefix}log_likelihood"] = float(ll.mean())
+        if self.factors is not None:
+            values[f"{self.prefix}mig"] = mutual_information_gap(
+                enc["mu"].reshape(len(enc["mu"]), -1), self.factors)
+        return values
 
     def get_config(self):
         return {
@@ -186,12 +243,17 @@ class LatentStatisticsLogger(CopySafeCallback):
             "active_threshold": self.active_threshold,
             "max_samples": self.max_samples,
             "seed": self.seed,
+            "log_likelihood_samples": self.log_likelihood_samples,
+            "factors": (
+                None if self.factors is None
+                else keras.saving.serialize_keras_object(self.factors)
+            ),
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in ("x_val_sample", "encoder"):
+        for key in ("x_val_sample", "encoder", "factors"):
             if config.get(key) is not None:
                 config[key] = keras.saving.deserialize_keras_object(
                     config[key])

@@ -4,7 +4,8 @@ One module per job:
 
 * `shapes`: `load_shapes` draws a dSprites-style set (one white shape on
   black per image, with known generative factors) procedurally: no download,
-  so it works offline and in tests. `render_shapes` draws chosen factors.
+  so it works offline and in tests. `render_shapes` draws chosen factors,
+  `sample_shapes_with_fixed_factor` batches with one factor held fixed.
 * `keras_datasets`: `load_mnist` / `load_fashion_mnist` wrap the Keras
   loaders (they download on first use) and fail with a clear message
   pointing at `load_shapes` when there is no network.
@@ -31,12 +32,14 @@ from keras_vae_layers.datasets.registry import load_dataset
 from keras_vae_layers.datasets.shapes import SHAPE_NAMES
 from keras_vae_layers.datasets.shapes import load_shapes
 from keras_vae_layers.datasets.shapes import render_shapes
+from keras_vae_layers.datasets.shapes import sample_shapes_with_fixed_factor
 
 __all__ = [
     "SHAPE_NAMES",
     "DatasetUnavailableError",
     "load_shapes",
     "render_shapes",
+    "sample_shapes_with_fixed_factor",
     "load_mnist",
     "load_fashion_mnist",
     "load_dataset",

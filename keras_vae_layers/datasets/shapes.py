@@ -19,7 +19,8 @@ from keras_vae_layers._validation import check_positive_int
 from keras_vae_layers.datasets._checks import check_closed_range
 from keras_vae_layers.datasets._checks import check_dtype
 
-__all__ = ["SHAPE_NAMES", "load_shapes", "render_shapes"]
+__all__ = ["SHAPE_NAMES", "load_shapes", "render_shapes",
+           "sample_shapes_with_fixed_factor"]
 
 SHAPE_NAMES = ("square", "ellipse", "heart")
 """Shape classes of `load_shapes`; `factors["shape"]` indexes this tuple."""
@@ -337,5 +338,122 @@ def load_shapes(n, size=64, seed=0, dtype="uint8", shapes=SHAPE_NAMES,
         "shape": factors["shape"].astype(np.int64),
         **{k: factors[k].astype(np.float32)
            for k in ("scale", "rotation", "x", "y")},
+    }
+    return images, factors
+
+
+def sample_shapes_with_fixed_factor(n, factor=None, value=None, size=64,
+                                    seed=0, dtype="uint8", shapes=SHAPE_NAMES,
+                                    scale_range=(0.5, 1.0),
+                                    rotation_range=(0.0, 2.0 * math.pi),
+                                    antialias=True):
+    """Draws shapes like `load_shapes`, with one generative factor held fixed.
+
+    The factor-conditioned batches that the beta-VAE and FactorVAE scores
+    need (`keras_vae_layers.evaluation`): every factor but `factor` is drawn
+    as in `load_shapes` (with `factor=None` the result equals
+    `load_shapes(n, ...)` with the same arguments), and `factor` is set to
+    `value`.
+
+    Args:
+        n: Number of images, an int >= 1.
+        factor: `"shape"`, `"scale"`, `"rotation"`, `"x"`, `"y"` or `None`
+            (nothing fixed).
+        value: `None` (one value drawn from the factor's distribution,
+            shared by all `n` images), a number (shape: an id into
+            `SHAPE_NAMES` or a name) for all images, or a length-`n` array
+            of per-image values, e.g. the factors of another batch. Values
+            must lie in the factor's range (`scale_range`, `rotation_range`,
+            [0, 1] for `x` and `y`, one of `shapes`).
+        size, seed, dtype, shapes, scale_range, rotation_range, antialias:
+            As in `load_shapes`.
+
+    Returns:
+        `(images, factors)` as `load_shapes` returns them.
+
+    Example:
+
+    >>> images, f = sample_shapes_with_fixed_factor(16, "scale", 0.75,
+    ...                                             size=32, seed=3)
+    >>> set(f["scale"].tolist())
+    {0.75}
+    """
+    owner = "sample_shapes_with_fixed_factor"
+    n = check_positive_int(n, "n", owner)
+    size = check_positive_int(size, "size", owner, minimum=8)
+    dtype = check_dtype(dtype, owner)
+    shapes = _check_shape_names(shapes, owner)
+    ranges = {
+        "scale": check_closed_range(scale_range, "scale_range", owner,
+                                    low_bound=0.0, high_bound=1.0,
+                                    low_exclusive=True),
+        "rotation": check_closed_range(rotation_range, "rotation_range",
+                                       owner),
+        "x": (0.0, 1.0),
+        "y": (0.0, 1.0),
+    }
+    names = ("shape",) + tuple(ranges)
+    if factor is not None:
+        check_choice(factor, "factor", names, owner)
+    elif value is not None:
+        raise ValueError(
+            f"{owner}: `value` needs a `factor` to fix, received value="
+            f"{value!r} with factor=None."
+        )
+    if isinstance(seed, bool) or not (
+            seed is None or isinstance(seed, numbers.Integral)):
+        raise ValueError(
+            f"{owner}: `seed` must be an int or None, received {seed!r}."
+        )
+    rng = np.random.default_rng(seed)
+    ids = np.array([SHAPE_NAMES.index(s) for s in shapes])
+    # The same draws, in the same order, as load_shapes.
+    drawn = {"shape": ids[rng.integers(0, len(ids), size=n)]}
+    for name in ranges:
+        drawn[name] = rng.uniform(*ranges[name], size=n)
+    if factor is not None:
+        if value is None:
+            fixed = (ids[rng.integers(0, len(ids))] if factor == "shape"
+                     else rng.uniform(*ranges[factor]))
+            fixed = np.full(n, fixed)
+        else:
+            fixed = np.asarray(value)
+            if fixed.ndim == 0:
+                fixed = np.full(n, fixed)
+            if fixed.shape != (n,):
+                raise ValueError(
+                    f"{owner}: `value` must be a scalar or have shape ({n},), "
+                    f"received shape {fixed.shape}."
+                )
+        if factor == "shape":
+            if fixed.dtype.kind in "US":
+                for name in fixed:
+                    check_choice(str(name), "value", shapes, owner)
+                fixed = np.array([SHAPE_NAMES.index(str(v)) for v in fixed])
+            bad = ~np.isin(fixed, ids)
+            if fixed.dtype.kind not in "iu" or bad.any():
+                raise ValueError(
+                    f"{owner}: shape `value` must be ids of {shapes} "
+                    f"({ids.tolist()}) or their names, received "
+                    f"{fixed[bad][0].item() if bad.any() else fixed.dtype}."
+                )
+        else:
+            low, high = ranges[factor]
+            fixed = np.asarray(fixed, dtype=np.float64)
+            # Factors come back as float32: accept the rounded bounds too.
+            bad = ~np.isfinite(fixed) | (
+                fixed < min(low, float(np.float32(low)))) | (
+                fixed > max(high, float(np.float32(high))))
+            if bad.any():
+                raise ValueError(
+                    f"{owner}: `value` for {factor!r} must lie within "
+                    f"[{low}, {high}], received {float(fixed[bad][0])!r}."
+                )
+        drawn[factor] = fixed
+    images = _render(drawn["shape"], drawn["scale"], drawn["rotation"],
+                     drawn["x"], drawn["y"], size, dtype, antialias)
+    factors = {
+        "shape": drawn["shape"].astype(np.int64),
+        **{k: drawn[k].astype(np.float32) for k in ranges},
     }
     return images, factors
