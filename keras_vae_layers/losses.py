@@ -336,7 +336,7 @@ def _float_tensor(x):
 
 
 def gaussian_log_density(x, mean, logvar):
-    """Element-wise `log N(x; mean, exp(logvar))`, normalising constant included.
+    """Element-wise `log N(x; mean, exp(logvar))` with its normalising constant.
 
     `-0.5 * ((x - mean)^2 / exp(logvar) + logvar + log(2 pi))`, in float64
     when all inputs are float64 numpy arrays (and the backend supports

@@ -214,6 +214,9 @@ def test_logits_are_used_where_the_decoder_ends_in_a_sigmoid():
         one_d_vae("activation")).outputs_logits
     assert not likelihood_module._Likelihood(
         one_d_vae("dense_sigmoid")).outputs_logits
+    sequential = keras.Sequential([keras.Input((1,)), keras.layers.Dense(5),
+                                   keras.layers.Activation("sigmoid")])
+    assert likelihood_module._sigmoid_logits_model(sequential) is not None
     # At moderate logits the three agree.
     mild = [evaluation.log_likelihood(one_d_vae(kind), x, 50, seed=5)
             for kind in ("logits", "activation", "dense_sigmoid")]

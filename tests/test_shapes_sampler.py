@@ -67,8 +67,9 @@ def test_bad_input_names_the_argument():
     with pytest.raises(ValueError, match=r"`value` must be a scalar or have "
                        r"shape \(4,\)"):
         f(4, "x", [0.1, 0.2], size=16)
-    with pytest.raises(ValueError, match="shape `value` must be ids of "
-                       r"\('square',\) \(\[0\]\) or their names, received 1\."):
+    with pytest.raises(ValueError, match=r"shape `value` must be ids of "
+                       r"\('square',\) \(\[0\]\) or their names, "
+                       r"received 1\."):
         f(4, "shape", 1, size=16, shapes=("square",))
     with pytest.raises(ValueError, match="unknown `value` 'circle'"):
         f(4, "shape", "circle", size=16)

@@ -52,7 +52,8 @@ class _Likelihood:
     predict function (and the logits view below) is built once.
     """
 
-    def __init__(self, vae, likelihood=None, sigma=None, owner="log_likelihood"):
+    def __init__(self, vae, likelihood=None, sigma=None,
+                 owner="log_likelihood"):
         self.owner = owner
         for part in ("encoder", "decoder"):
             if not isinstance(getattr(vae, part, None), keras.layers.Layer):
@@ -103,7 +104,7 @@ class _Likelihood:
             )
         if self.likelihood == "bernoulli":
             if not self.outputs_logits:
-                low, high = float(ops.min(out)), float(ops.max(out))
+                low, high = float(np.min(out)), float(np.max(out))
                 if low < 0.0 or high > 1.0:
                     raise ValueError(
                         f"{self.owner}: likelihood='bernoulli' needs decoder "
@@ -153,7 +154,7 @@ def _sigmoid_logits_model(decoder):
     "sigmoid")`, or subclassed models); their probabilities are used.
     """
     outputs = getattr(decoder, "outputs", None)
-    if not isinstance(decoder, keras.Model) or not outputs or len(outputs) != 1:
+    if not isinstance(decoder, keras.Model) or len(outputs or ()) != 1:
         return None
     for layer in reversed(decoder.layers):
         try:
@@ -230,7 +231,7 @@ def _estimate(model, x, num_samples, batch_size, seed, verbose):
         m = len(xs)
         mu_c, lv_c = mu[start:start + m], logvar[start:start + m]
         # One generator per data point: the draws do not depend on
-        # `batch_size`, so changing it (for memory) leaves results unchanged.
+        # `batch_size`, so changing it (for memory) keeps the estimate.
         gens = [np.random.default_rng([entropy, start + i]) for i in range(m)]
         total = np.full(m, -np.inf)
         for k0 in range(0, num_samples, k_chunk):
