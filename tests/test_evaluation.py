@@ -532,3 +532,15 @@ def test_intervention_scores_bad_input():
         evaluation.beta_vae_score(lambda x: x, toy_sampler,
                                   factor_names=["a", "e"], num_train=4,
                                   num_eval=4, batch_size=2)
+
+
+def test_reachable_from_the_package():
+    import sys
+
+    import keras_vae_layers as kvl
+
+    assert "evaluation" in kvl.__all__ and "evaluation" in dir(kvl)
+    assert kvl.evaluation is sys.modules["keras_vae_layers.evaluation"]
+    assert kvl.evaluation.log_likelihood is evaluation.log_likelihood
+    assert kvl.datasets.sample_shapes_with_fixed_factor.__module__ == (
+        "keras_vae_layers.datasets.shapes")

@@ -18,6 +18,7 @@ and varies the others, and encode them with a **representation**:
   `(n, z_dim)` array.
 """
 
+import keras
 import numpy as np
 
 from keras_vae_layers._validation import check_finite_number
@@ -33,8 +34,6 @@ _VOTES_PER_CALL = 16
 
 
 def _representation_fn(representation, owner):
-    import keras
-
     if isinstance(representation, keras.layers.Layer):
         def encode(images):
             mu = encode_dataset(representation, images, batch_size=256)["mu"]
