@@ -4,6 +4,7 @@ import keras
 import numpy as np
 
 from keras_vae_layers import KLDivergenceLayer
+from keras_vae_layers import _keras_compat
 from keras_vae_layers import SamplingLayer
 
 
@@ -20,7 +21,7 @@ class TraceCounter(keras.layers.Layer):
 
 
 def dense_vae(input_dim=16, latent_dim=2, beta=1.0, nested=False, seed=1,
-              counter=None):
+              counter=None, kl_layer=True):
     """A small Functional VAE built from the package layers.
 
     With `nested=True` the KL and sampling layers live inside an encoder
@@ -32,7 +33,8 @@ def dense_vae(input_dim=16, latent_dim=2, beta=1.0, nested=False, seed=1,
         h = counter(h)
     mu = keras.layers.Dense(latent_dim, name="mu")(h)
     logvar = keras.layers.Dense(latent_dim, name="logvar")(h)
-    mu, logvar = KLDivergenceLayer(beta=beta, name="kl")([mu, logvar])
+    if kl_layer:  # VAEModel owns the KL term: its encoders have none
+        mu, logvar = KLDivergenceLayer(beta=beta, name="kl")([mu, logvar])
     z = SamplingLayer(seed=seed, name="sampling")([mu, logvar])
     dec_dense = keras.layers.Dense(input_dim, activation="sigmoid")
     if nested:
@@ -46,7 +48,7 @@ def dense_vae(input_dim=16, latent_dim=2, beta=1.0, nested=False, seed=1,
 
 
 def find_layer(model, cls):
-    for layer in model._flatten_layers(include_self=False):
+    for layer in _keras_compat.all_layers(model):
         if isinstance(layer, cls):
             return layer
     raise LookupError(cls)

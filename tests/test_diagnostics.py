@@ -11,6 +11,7 @@ from PIL import Image
 from helpers import dense_vae
 from keras_vae_layers import SamplingLayer
 from keras_vae_layers import diagnostics as diag
+from keras_vae_layers.models.encoder_outputs import split_encoder_outputs
 from keras_vae_layers import losses
 from keras_vae_layers.models import VAEModel
 
@@ -78,7 +79,7 @@ def test_encode_dataset_matches_a_manual_numpy_forward(x):
 
 def test_numpy_noise_is_clamped():
     mu = np.zeros((2000, 4), "float32")
-    z = diag._sample_numpy(mu, mu, seed=0, eps_clip=0.5)
+    z = diag.encoding._sample_numpy(mu, mu, seed=0, eps_clip=0.5)
     assert np.abs(z).max() <= 0.5 + 1e-6
     assert np.abs(z).max() > 0.49
 
@@ -155,7 +156,7 @@ def test_vaes_are_searched_for_their_encoder(x):
     np.testing.assert_allclose(diag.encode_dataset(extra, data)["mu"], mu_ref,
                                rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match=r"first of three encoder outputs"):
-        diag._split([data, mu_ref, mu_ref], "t")
+        split_encoder_outputs([data, mu_ref, mu_ref], "t")
     with pytest.raises(ValueError, match=r"iterable of batches"):
         diag.encode_dataset(nested, 3.5)
     assert diag.find_encoder(nested) is nested.get_layer("encoder")

@@ -14,6 +14,8 @@ import math
 import keras
 import numpy as np
 
+from keras_vae_layers import _keras_compat
+
 
 class CopySafeCallback(keras.callbacks.Callback):
     """`keras.callbacks.Callback` whose deep copies carry configuration only.
@@ -21,7 +23,7 @@ class CopySafeCallback(keras.callbacks.Callback):
     Subclasses list attribute names in two class tuples:
 
     * `_TRANSIENT`: run state (the attached model, writers, resolved layers)
-      reset to `None` in the copy. `_model` always is.
+      reset to `None` in the copy. The attached model always is.
     * `_SHARED`: references to user objects (models, layers, variables, or
       tuples of them) that the copy shares as they are: a Keras model
       cannot be deep-copied, and a copy that wrote into a clone of the
@@ -37,7 +39,8 @@ class CopySafeCallback(keras.callbacks.Callback):
         cls = type(self)
         new = cls.__new__(cls)
         memo[id(self)] = new
-        transient = set(self._TRANSIENT) | {"_model"}
+        transient = set(self._TRANSIENT) | {
+            _keras_compat.CALLBACK_MODEL_ATTRIBUTE}
         for key in self._SHARED:
             value = self.__dict__.get(key)
             # Also shared where another attribute refers to the same object.
@@ -53,7 +56,7 @@ class CopySafeCallback(keras.callbacks.Callback):
 
 def iter_layers(model, include_self=False):
     """Every layer inside `model`, recursively (nested sub-models included)."""
-    return list(model._flatten_layers(include_self=include_self))
+    return _keras_compat.all_layers(model, include_self=include_self)
 
 
 def find_layer_by_name(model, name, owner):

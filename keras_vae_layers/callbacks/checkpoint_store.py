@@ -47,7 +47,7 @@ import keras
 import numpy as np
 
 # Shared with `diagnostics.find_encoder` / `find_decoder`; re-exported here.
-from keras_vae_layers._discovery import find_encoder_decoder
+from keras_vae_layers.diagnostics.discovery import find_encoder_decoder
 from keras_vae_layers._validation import check_choice
 
 __all__ = [

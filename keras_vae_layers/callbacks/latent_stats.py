@@ -172,8 +172,8 @@ class LatentStatisticsLogger(CopySafeCallback):
                 f"{owner}: no model is attached and no `encoder=` was given."
             )
         encoder = diagnostics.find_encoder(source, owner)
-        expected = diagnostics._expected_input_shape(encoder)
-        diagnostics._check_batch_shape(self.x_val_sample.shape, expected,
+        expected = diagnostics.encoding.expected_input_shape(encoder)
+        diagnostics.encoding.check_batch_shape(self.x_val_sample.shape, expected,
                                        owner, "`x_val_sample`")
         self._encoder = encoder
         if self.log_likelihood_samples:

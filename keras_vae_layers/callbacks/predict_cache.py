@@ -161,7 +161,7 @@ class PredictCacheRefresh(CopySafeCallback):
     ```
     """
 
-    _TRANSIENT = ("_snapshot",)
+    _TRANSIENT = ("_snapshot", "_snapshot_model")
     _SHARED = ("watch",)
 
     def __init__(self, on=("epoch_end", "predict_begin"), watch=None,
@@ -175,11 +175,13 @@ class PredictCacheRefresh(CopySafeCallback):
         self.verbose = int(verbose)
         self.refresh_count = 0
         self._snapshot = None
+        self._snapshot_model = None
 
     def set_model(self, model):
-        if self._model is not None and model is not self._model:
+        if model is not self._snapshot_model:
             # A different model: nothing is known about its caches.
             self._snapshot = None
+            self._snapshot_model = model
         super().set_model(model)
 
     # ------------------------------------------------------------ checking

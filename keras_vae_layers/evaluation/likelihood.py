@@ -23,7 +23,7 @@ from keras_vae_layers import losses as vae_losses
 from keras_vae_layers._validation import check_choice
 from keras_vae_layers._validation import check_finite_number
 from keras_vae_layers._validation import check_positive_int
-from keras_vae_layers.diagnostics import _forward
+from keras_vae_layers.diagnostics.encoding import forward_batch
 from keras_vae_layers.diagnostics import encode_dataset
 from keras_vae_layers.evaluation._factors import check_seed
 
@@ -96,7 +96,7 @@ class _Likelihood:
 
     def log_px(self, x_rows, z_rows):
         """`log p(x|z)` per row, float64 numpy `(rows,)`."""
-        out = _forward(self.network, z_rows)
+        out = forward_batch(self.network, z_rows)
         if isinstance(out, (list, tuple, dict)):
             raise ValueError(
                 f"{self.owner}: the decoder must return one tensor (the "

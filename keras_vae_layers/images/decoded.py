@@ -14,8 +14,8 @@ import numbers
 import keras
 import numpy as np
 
-from keras_vae_layers import _discovery
 from keras_vae_layers import diagnostics
+from keras_vae_layers.diagnostics import discovery
 from keras_vae_layers._validation import check_choice
 from keras_vae_layers._validation import check_finite_number
 from keras_vae_layers._validation import check_positive_int
@@ -239,7 +239,7 @@ def resolve_decoder(decoder, owner):
             f"VAEModel), received {decoder!r} of type "
             f"{type(decoder).__name__}."
         )
-    if _discovery.contains(decoder, SamplingLayer):
+    if discovery.contains(decoder, SamplingLayer):
         # A decoder never samples: this is a whole VAE (or an encoder).
         return diagnostics.find_decoder(decoder, owner)
     return decoder

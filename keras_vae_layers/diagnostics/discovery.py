@@ -1,8 +1,8 @@
-"""Finding the encoder and the decoder inside a VAE (private).
+"""Finding the encoder and the decoder inside a VAE.
 
 One implementation behind two public entry points with different needs:
 
-* `find_encoder` / `find_decoder` (re-exported by `diagnostics`) are
+* `find_encoder` / `find_decoder` (exported by `diagnostics`) are
   *strict*: they return something to run data through, or raise a
   `ValueError` that tells the user to pass `encoder=` / `decoder=`.
 * `find_encoder_decoder` (re-exported by `callbacks.checkpoint`) is
@@ -17,8 +17,10 @@ told apart by the package layers they hold (a decoder never holds a
 
 import keras
 
+from keras_vae_layers import _keras_compat
 from keras_vae_layers.layers import KLDivergenceLayer
 from keras_vae_layers.layers import SamplingLayer
+from keras_vae_layers.models.encoder_outputs import looks_like_encoder
 
 VAE_LAYERS = (SamplingLayer, KLDivergenceLayer)
 
@@ -31,7 +33,7 @@ def contains(model, classes):
     """Whether `model` (or any layer nested in it) is an instance of `classes`."""
     return any(
         isinstance(layer, classes)
-        for layer in model._flatten_layers(include_self=True)
+        for layer in _keras_compat.all_layers(model, include_self=True)
     )
 
 
@@ -49,23 +51,6 @@ def part_attribute(model, name, cls=keras.layers.Layer):
     return value if isinstance(value, cls) else None
 
 
-def looks_like_encoder(model):
-    """Whether a Functional model's own outputs are `[z, mu, logvar]` & co.
-
-    All outputs must share one shape, so a VAE returning
-    `[x_hat, mu, logvar]` (KL strategy "b") is not taken for an encoder.
-    """
-    outputs = getattr(model, "_outputs_struct", None)
-    if isinstance(outputs, dict):
-        if not {"mu", "logvar"} <= set(outputs):
-            return False
-        outputs = list(outputs.values())
-    if not isinstance(outputs, (list, tuple)) or len(outputs) not in (2, 3):
-        return False
-    shapes = {tuple(getattr(o, "shape", ())) for o in outputs}
-    return len(shapes) == 1
-
-
 def _flat_sampler(model):
     """The single top-level `SamplingLayer` called once in `model`, or None."""
     samplers = [
@@ -74,7 +59,7 @@ def _flat_sampler(model):
     ]
     if len(samplers) != 1 or not getattr(model, "inputs", None):
         return None
-    if len(getattr(samplers[0], "_inbound_nodes", [])) != 1:
+    if _keras_compat.call_count(samplers[0]) != 1:
         return None
     return samplers[0]
 
@@ -112,11 +97,9 @@ def encoder_latent_size(encoder):
 
 def decoder_latent_size(decoder):
     """Latent size a decoder expects (its input's last axis), or `None`."""
-    if hasattr(decoder, "latent_dim") and callable(decoder.latent_dim):
-        try:
-            return int(decoder.latent_dim())
-        except ValueError:
-            return None
+    z_dim = getattr(decoder, "z_dim", None)  # VAEModel
+    if isinstance(z_dim, int):
+        return z_dim
     inputs = getattr(decoder, "inputs", None)
     if inputs and len(inputs) == 1 and inputs[0].shape[-1] is not None:
         return int(inputs[0].shape[-1])

@@ -1,0 +1,68 @@
+"""The private Keras internals the package relies on, in one place.
+
+Everything else in the package uses Keras' public API. Each function here
+reads one private attribute of Keras 3 (checked against Keras 3.15) for which
+no public equivalent exists, and `tests/test_keras_compat.py` has a test per
+internal: a Keras upgrade that renames one breaks that test, loudly, instead
+of silently changing behaviour elsewhere.
+"""
+
+CALLBACK_MODEL_ATTRIBUTE = "_model"
+"""Where `keras.callbacks.Callback.set_model` keeps the model.
+
+`callback.model` is a property (on JAX it also syncs the trainer state), so a
+callback's `__deepcopy__` must skip the attribute behind it to avoid copying
+the model.
+"""
+
+
+def all_layers(layer, include_self=False):
+    """Every layer inside `layer`, recursively, in Keras' tracking order.
+
+    `Model.layers` lists only direct children and a plain `Layer` has no
+    public list of its sub-layers, so a `SamplingLayer` inside a user's custom
+    layer would be missed by a walk over `.layers`; Keras' own
+    `_flatten_layers` sees it.
+
+    Args:
+        layer: A Keras layer or model.
+        include_self: Also yield `layer` itself first.
+
+    Returns:
+        A list of layers.
+    """
+    return list(layer._flatten_layers(include_self=include_self,
+                                      recursive=True))
+
+
+def call_count(layer):
+    """How many times `layer` was called on symbolic inputs (graph nodes).
+
+    A flat Functional VAE's encoder part can be read from its graph only if
+    the `SamplingLayer` was called exactly once; `layer.output` silently
+    returns the first call's output whatever the count.
+    """
+    return len(layer._inbound_nodes)
+
+
+def is_called(model):
+    """Whether `model` was called (Keras requires it before `export()`).
+
+    Models whose train step calls sub-models directly are built without
+    ever being called as a whole; `VAEModel` checks this flag to make one
+    symbolic call so `model.export()` works after `fit()` or loading.
+    """
+    return bool(getattr(model, "_called", True))
+
+
+def sigmoid_logits(tensor):
+    """The logits Keras caches on the output of a sigmoid, or `None`.
+
+    `keras.activations.sigmoid` keeps its input as `_keras_logits` on the
+    output tensor (Keras' own `binary_crossentropy` uses it): the logits
+    form of the cross-entropy is cheaper and exact where probabilities
+    saturate. `None` when the tensor did not come from a sigmoid or the
+    backend keeps no such attribute, and the caller uses probabilities.
+    """
+    return getattr(tensor, "_keras_logits", None)
+
