@@ -147,3 +147,46 @@ def check_mu_logvar_shapes(input_shape, owner):
             f"mu shape {mu_shape} and logvar shape {logvar_shape}."
         )
     return int(mu_shape[-1])
+
+
+
+def renamed(kwargs, old, new, value, default, owner):
+    """The value of argument `new`, or of its deprecated spelling `old`.
+
+    Takes `old` out of the caller's `**kwargs` if it is there, warns with a
+    `DeprecationWarning` that names `new`, and returns its value.
+
+    Args:
+        kwargs: The caller's `**kwargs` (modified in place).
+        old: Deprecated argument name.
+        new: Current argument name.
+        value: The value the caller received for `new`.
+        default: The default of `new`.
+        owner: Name used in the messages.
+
+    Raises:
+        ValueError: When both spellings were given different values.
+    """
+    if old not in kwargs:
+        return value
+    import warnings
+
+    old_value = kwargs.pop(old)
+    if value != default and value != old_value:
+        raise ValueError(
+            f"{owner}: received both `{new}`={value!r} and its deprecated "
+            f"spelling `{old}`={old_value!r}; pass only `{new}`."
+        )
+    warnings.warn(
+        f"{owner}: `{old}` is deprecated; use `{new}` (same values).",
+        DeprecationWarning, stacklevel=3,
+    )
+    return old_value
+
+
+def reject_unknown_arguments(kwargs, owner):
+    """Raises the `TypeError` Python would for leftover `**kwargs`."""
+    if kwargs:
+        raise TypeError(
+            f"{owner} got unexpected keyword argument(s) {sorted(kwargs)}."
+        )

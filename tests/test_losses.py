@@ -128,8 +128,8 @@ def test_fact_beta_mapping_gives_same_optimum(rng):
     beta = losses.fact_to_beta(fact, (28, 28, 1))
     assert beta == pytest.approx(0.0784)
     assert losses.beta_to_fact(beta, (28, 28, 1)) == pytest.approx(fact)
-    mean_total = losses.vae_loss_terms(x, p, mu, lv, fact, reduction="mean")
-    sum_total = losses.vae_loss_terms(x, p, mu, lv, beta, reduction="sum")
+    mean_total = losses.vae_loss_terms(x, p, mu, lv, fact, element_reduction="mean")
+    sum_total = losses.vae_loss_terms(x, p, mu, lv, beta, element_reduction="sum")
     np.testing.assert_allclose(
         float(ops.convert_to_numpy(mean_total["total_loss"])) * 784,
         float(ops.convert_to_numpy(sum_total["total_loss"])),
@@ -147,8 +147,10 @@ def test_losses_are_float32_for_float16_inputs(rng):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"kind": "l1"}, "unknown `kind` 'l1'.*'bce', 'mse'"),
-        ({"reduction": "median"}, "unknown `reduction` 'median'.*'sum', 'mean'"),
+        ({"reconstruction_loss": "l1"},
+         "unknown `reconstruction_loss` 'l1'.*'bce', 'mse'"),
+        ({"element_reduction": "median"},
+         "unknown `element_reduction` 'median'.*'sum', 'mean'"),
     ],
 )
 def test_reconstruction_bad_names(kwargs, match):
@@ -188,6 +190,86 @@ def test_bce_uses_cached_logits_of_sigmoid_outputs():
     plain = ops.convert_to_numpy(probs)  # numpy: no cached logits, clipped
     clipped = float(ops.convert_to_numpy(losses.reconstruction_loss(x, plain))[0])
     assert clipped < exact - 20
+
+
+def test_free_bits_kl_floors_each_dimension_of_the_batch_mean():
+    # Batch means per dimension: [0.05, 1.0]; floor 0.2 -> 0.2 + 1.0.
+    kl = np.array([[0.0, 0.5], [0.1, 1.5]], "float32")
+    got = keras.ops.convert_to_numpy(losses.free_bits_kl(kl, 0.2))
+    assert got == pytest.approx(1.2)
+    assert keras.ops.convert_to_numpy(
+        losses.free_bits_kl(kl, 0.0)) == pytest.approx(1.05)
+    # Weighted: only the second sample counts.
+    got = keras.ops.convert_to_numpy(
+        losses.free_bits_kl(kl, 0.2, sample_weight=np.array([0.0, 1.0])))
+    assert got == pytest.approx(0.2 + 1.5)
+
+
+def test_vae_loss_terms_match_the_model_conventions():
+    rng = np.random.default_rng(3)
+    x = (rng.uniform(size=(6, 5)) > 0.5).astype("float32")
+    p = rng.uniform(0.05, 0.95, size=(6, 5)).astype("float32")
+    mu = rng.normal(size=(6, 2)).astype("float32")
+    lv = rng.normal(size=(6, 2)).astype("float32")
+    w = np.array([1, 0, 2, 1, 1, 0], "float32")
+    terms = {k: float(keras.ops.convert_to_numpy(v)) for k, v in
+             losses.vae_loss_terms(x, p, mu, lv, beta=0.5, free_bits=0.4,
+                                   sample_weight=w).items()}
+    reco = -(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(axis=1)
+    kl_dims = 0.5 * (mu ** 2 + np.exp(lv) - 1 - lv)
+    wm = lambda v: (v * w).sum() / w.sum()  # noqa: E731
+    trained = np.maximum((kl_dims * w[:, None]).sum(0) / w.sum(), 0.4).sum()
+    assert terms["reco_loss"] == pytest.approx(wm(reco), rel=1e-5)
+    assert terms["kl_loss"] == pytest.approx(wm(kl_dims.sum(1)), rel=1e-5)
+    assert terms["neg_elbo"] == pytest.approx(wm(reco) + wm(kl_dims.sum(1)),
+                                              rel=1e-5)
+    assert terms["total_loss"] == pytest.approx(wm(reco) + 0.5 * trained,
+                                                rel=1e-5)
+
+
+def test_reparameterize_clips_noise_and_logvar():
+    mu = np.array([[1.0, -1.0]], "float32")
+    logvar = np.array([[0.0, 100.0]], "float32")
+    eps = np.array([[10.0, -0.5]], "float32")
+    z = keras.ops.convert_to_numpy(
+        losses.reparameterize(mu, logvar, eps, eps_clip=2.0,
+                              logvar_clip=(-30.0, 2.0)))
+    np.testing.assert_allclose(z, [[1.0 + 2.0, -1.0 - 0.5 * np.e]],
+                               rtol=1e-6)
+    z0 = keras.ops.convert_to_numpy(
+        losses.reparameterize(mu, logvar, eps, eps_factor=0.0))
+    np.testing.assert_array_equal(z0, mu)
+
+
+def test_deprecated_argument_spellings_warn_and_still_work():
+    x = np.full((2, 3), 0.5, "float32")
+    with pytest.warns(DeprecationWarning, match="`kind` is deprecated"):
+        old = losses.reconstruction_loss(x, x, kind="mse", reduction="mean")
+    new = losses.reconstruction_loss(x, x, "mse", "mean")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(old),
+                                  keras.ops.convert_to_numpy(new))
+    with pytest.warns(DeprecationWarning):
+        loss = losses.ReconstructionLoss(kind="mse",
+                                         reduction_over_elements="mean")
+    assert (loss.reconstruction_loss, loss.element_reduction) == ("mse",
+                                                                  "mean")
+    config = loss.get_config()
+    assert "kind" not in config and config["element_reduction"] == "mean"
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        losses.reconstruction_loss(x, x, kinds="mse")
+
+
+def test_the_kl_formula_is_written_once():
+    # One owner: every KL in the package comes from kl_divergence_per_dim.
+    import pathlib
+    import re
+
+    import keras_vae_layers
+    root = pathlib.Path(keras_vae_layers.__file__).parent
+    pattern = re.compile(r"exp\(\s*(lv|logvar)\s*\)\s*-\s*1")
+    owners = [str(p.relative_to(root)) for p in root.rglob("*.py")
+              if pattern.search(p.read_text(encoding="utf-8"))]
+    assert owners == ["losses.py"]
 
 
 # ---------------------------------------------------------------------------

@@ -1,8 +1,5 @@
 """Pass-through layer that adds the KL divergence term as a layer loss."""
 
-import contextlib
-import threading
-
 import keras
 from keras import ops
 
@@ -10,26 +7,6 @@ from keras_vae_layers import losses as vae_losses
 from keras_vae_layers._validation import check_finite_number
 from keras_vae_layers._validation import check_mu_logvar_shapes
 from keras_vae_layers._validation import check_range
-
-
-_SCOPE = threading.local()
-
-
-@contextlib.contextmanager
-def kl_term_managed_by_model():
-    """Within this scope `KLDivergenceLayer`s add no loss and log nothing.
-
-    `VAEModel` computes `beta * kl` itself and opens this scope around its
-    encoder call, so the layer's term is neither counted twice nor computed
-    for nothing. The switch is read while a function is traced, so it only
-    affects functions traced inside the scope.
-    """
-    previous = getattr(_SCOPE, "active", False)
-    _SCOPE.active = True
-    try:
-        yield
-    finally:
-        _SCOPE.active = previous
 
 
 @keras.saving.register_keras_serializable(package="keras_vae_layers")
@@ -113,31 +90,26 @@ class KLDivergenceLayer(keras.layers.Layer):
         self.supports_masking = False
 
     def build(self, input_shape):
-        self.latent_dim = check_mu_logvar_shapes(
+        self.z_dim = check_mu_logvar_shapes(
             input_shape, f"KLDivergenceLayer '{self.name}'"
         )
         self.built = True
 
-    def compute_kl(self, mu, logvar):
-        """Per-sample unweighted KL (float32, shape `(batch, ...)`)."""
-        return vae_losses.kl_divergence(mu, logvar, self.logvar_clip)
+    @property
+    def latent_dim(self):
+        """Deprecated spelling of `z_dim` (the latent size)."""
+        return getattr(self, "z_dim", None)
 
     def call(self, inputs):
         mu, logvar = inputs
-        if getattr(_SCOPE, "active", False):
-            return [mu, logvar]
         kl_per_dim = vae_losses.kl_divergence_per_dim(
             mu, logvar, self.logvar_clip
         )
         kl = ops.mean(ops.sum(kl_per_dim, axis=-1))
-        if self.free_bits > 0.0:
-            batch_axes = tuple(range(len(kl_per_dim.shape) - 1))
-            floored = ops.maximum(
-                ops.mean(kl_per_dim, axis=batch_axes), self.free_bits
-            )
-            penalised = ops.sum(floored)
-        else:
-            penalised = kl
+        penalised = (
+            vae_losses.free_bits_kl(kl_per_dim, self.free_bits)
+            if self.free_bits > 0.0 else kl
+        )
         self.add_loss(self.beta * penalised)
         self.kl_tracker.update_state(kl)
         return [mu, logvar]

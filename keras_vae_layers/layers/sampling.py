@@ -87,10 +87,15 @@ class SamplingLayer(keras.layers.Layer):
         )
 
     def build(self, input_shape):
-        self.latent_dim = check_mu_logvar_shapes(
+        self.z_dim = check_mu_logvar_shapes(
             input_shape, f"SamplingLayer '{self.name}'"
         )
         self.built = True
+
+    @property
+    def latent_dim(self):
+        """Deprecated spelling of `z_dim` (the latent size)."""
+        return getattr(self, "z_dim", None)
 
     def set_deterministic(self, deterministic=True):
         """Switches sampling off (`z == mu`) or back on, without retracing.
@@ -108,16 +113,13 @@ class SamplingLayer(keras.layers.Layer):
     def call(self, inputs):
         mu, logvar = inputs
         out_dtype = mu.dtype
-        mu = ops.cast(mu, "float32")
-        logvar = ops.cast(logvar, "float32")
-        if self.logvar_clip is not None:
-            logvar = ops.clip(logvar, self.logvar_clip[0], self.logvar_clip[1])
         eps = keras.random.normal(
             ops.shape(mu), dtype="float32", seed=self.seed_generator
         )
-        if self.eps_clip is not None:
-            eps = ops.clip(eps, -self.eps_clip, self.eps_clip)
-        z = mu + ops.exp(0.5 * logvar) * eps * self.eps_factor
+        z = vae_losses.reparameterize(
+            mu, logvar, eps, eps_clip=self.eps_clip,
+            logvar_clip=self.logvar_clip, eps_factor=self.eps_factor,
+        )
         if keras.backend.standardize_dtype(out_dtype) == "float16":
             # Saturate instead of overflowing to inf in the cast (a
             # trace-time branch: float32 and bfloat16 models get no clip).
