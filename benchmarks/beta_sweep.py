@@ -56,8 +56,8 @@ from keras_vae_layers import build_conv_encoder_decoder  # noqa: E402
 from keras_vae_layers import datasets  # noqa: E402
 from keras_vae_layers import diagnostics  # noqa: E402
 from keras_vae_layers import evaluation  # noqa: E402
-from keras_vae_layers._io import atomic_path  # noqa: E402
-from keras_vae_layers._io import write_json_atomic  # noqa: E402
+from keras_vae_layers.io import atomic_path  # noqa: E402
+from keras_vae_layers.io import write_json_atomic  # noqa: E402
 from keras_vae_layers.callbacks import KLAnnealing  # noqa: E402
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -108,7 +108,7 @@ def build_vae(size, z_dim, beta, seed, free_bits=0.0):
         encoder_filters=(32, 64, 64), encoder_kernel_sizes=4,
         encoder_strides=2, decoder_filters=(64, 32, 1),
         decoder_kernel_sizes=4, decoder_strides=2, intermediate_dim=128,
-        seed=seed)
+        kl_layer=False, seed=seed)
     vae = VAEModel(encoder, decoder, beta=beta, free_bits=free_bits,
                    seed=seed)
     vae.compile(optimizer=keras.optimizers.Adam(1e-3))

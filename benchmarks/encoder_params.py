@@ -30,7 +30,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras  # noqa: E402
 
 from keras_vae_layers import build_conv_encoder_decoder  # noqa: E402
-from keras_vae_layers._io import write_json_atomic  # noqa: E402
+from keras_vae_layers.io import write_json_atomic  # noqa: E402
 
 DEFAULT_INPUT_SHAPE = (96, 96, 3)
 DEFAULT_FILTERS = (32, 64, 128, 256)

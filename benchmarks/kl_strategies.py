@@ -113,8 +113,8 @@ from keras_vae_layers import SamplingLayer  # noqa: E402
 from keras_vae_layers import VAEModel  # noqa: E402
 from keras_vae_layers import build_conv_encoder_decoder  # noqa: E402
 from keras_vae_layers import losses as vae_losses  # noqa: E402
-from keras_vae_layers._io import atomic_path  # noqa: E402
-from keras_vae_layers._io import write_json_atomic  # noqa: E402
+from keras_vae_layers.io import atomic_path  # noqa: E402
+from keras_vae_layers.io import write_json_atomic  # noqa: E402
 
 VARIANTS = ("ae", "kl_layer", "multi_output", "compute_loss", "train_step",
             "reference", "train_step_2out")
@@ -362,6 +362,16 @@ def _fresh_parts(kwargs, seed, weights):
     return encoder, decoder
 
 
+def _without_kl_layer(kwargs, seed, encoder):
+    """The builder encoder rebuilt with `kl_layer=False`, same weights."""
+    plain, _ = build_conv_encoder_decoder(**kwargs, seed=seed,
+                                          kl_layer=False)
+    for layer in plain.layers:
+        if layer.weights:
+            layer.set_weights(encoder.get_layer(layer.name).get_weights())
+    return plain
+
+
 def _heads(encoder):
     """The builder encoder up to `[mu, logvar]`: no KL layer, no sampling."""
     return keras.Model(
@@ -450,6 +460,8 @@ def build_variants(kwargs, names, beta=1.0, seed=0, optimizer_lr=1e-3):
             v = Variant(name, model, lambda x: (x, x),
                         _compiled_loss_fn(model, same), [sampler])
         elif name == "train_step":
+            # VAEModel owns the KL term: the same encoder without the layer.
+            enc = _without_kl_layer(kwargs, seed, enc)
             model = VAEModel(enc, dec, beta=beta, seed=seed,
                              name="train_step")
             model.build((None,) + input_shape)
@@ -671,7 +683,7 @@ def run_parity(variants, x, tolerance=1e-5, seed=0):
         gen = keras.random.SeedGenerator(seed)
         gen.state.assign(np.asarray(gen_states[0][0], dtype=gen.state.dtype))
         eps = keras.random.normal(
-            (int(x.shape[0]), ref.model.latent_dim()), seed=gen
+            (int(x.shape[0]), ref.model.z_dim), seed=gen
         )
         max_eps = float(np.max(np.abs(ops.convert_to_numpy(eps))))
         for name, r in results.items():

@@ -28,10 +28,10 @@ import numpy as np  # noqa: E402
 
 from keras_vae_layers import VAEModel  # noqa: E402
 from keras_vae_layers import build_conv_encoder_decoder  # noqa: E402
-from keras_vae_layers._io import atomic_path  # noqa: E402
-from keras_vae_layers._io import history_as_floats  # noqa: E402
-from keras_vae_layers._io import print_outputs  # noqa: E402
-from keras_vae_layers._io import write_json_atomic  # noqa: E402
+from keras_vae_layers.io import atomic_path  # noqa: E402
+from keras_vae_layers.io import history_as_floats  # noqa: E402
+from keras_vae_layers.io import print_outputs  # noqa: E402
+from keras_vae_layers.io import write_json_atomic  # noqa: E402
 from keras_vae_layers.datasets import load_image_folder  # noqa: E402
 from keras_vae_layers.datasets import make_image_dataset  # noqa: E402
 from keras_vae_layers.images import save_grid  # noqa: E402
@@ -92,6 +92,7 @@ def main(argv=None):
         decoder_filters=decoder_filters, decoder_kernel_sizes=3,
         decoder_strides=2, batch_norm=True,
         intermediate_dim=args.intermediate_dim or None,
+        kl_layer=False,  # VAEModel owns the KL term and its beta
     )
     print(f"encoder {encoder.count_params():,} params, decoder "
           f"{decoder.count_params():,} params")

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 
 from keras_vae_layers import VAEModel  # noqa: E402
 from keras_vae_layers import build_conv_encoder_decoder  # noqa: E402
-from keras_vae_layers._io import write_json_atomic  # noqa: E402
+from keras_vae_layers.io import write_json_atomic  # noqa: E402
 from keras_vae_layers.callbacks import refresh_predict_cache  # noqa: E402
 from keras_vae_layers.datasets import load_shapes  # noqa: E402
 
@@ -64,7 +64,7 @@ def main(argv=None):
     encoder, decoder = build_conv_encoder_decoder(
         x.shape[1:], z_dim=4, encoder_filters=(16, 32),
         encoder_kernel_sizes=3, encoder_strides=2, decoder_filters=(16, 1),
-        decoder_kernel_sizes=3, decoder_strides=2,
+        decoder_kernel_sizes=3, decoder_strides=2, kl_layer=False,
     )
     vae = VAEModel(encoder, decoder)
     vae.compile(optimizer="adam")

@@ -66,8 +66,8 @@ from keras_vae_layers import VAEModel  # noqa: E402
 from keras_vae_layers import build_conv_encoder_decoder  # noqa: E402
 from keras_vae_layers import diagnostics  # noqa: E402
 from keras_vae_layers import losses  # noqa: E402
-from keras_vae_layers._io import print_outputs  # noqa: E402
-from keras_vae_layers._io import write_json_atomic  # noqa: E402
+from keras_vae_layers.io import print_outputs  # noqa: E402
+from keras_vae_layers.io import write_json_atomic  # noqa: E402
 from keras_vae_layers.datasets import load_shapes  # noqa: E402
 from keras_vae_layers.images import save_grid  # noqa: E402
 from keras_vae_layers.models.vae import latent_points  # noqa: E402
@@ -126,14 +126,16 @@ def parse_args(argv):
 # ----------------------------------------------------------------------------
 
 
-def build_stack(args, beta):
+def build_stack(args):
     keras.utils.set_random_seed(args.seed)  # identical initial weights
+    # No KL layer: the AE has no KL term and VAEModel owns its own.
     return build_conv_encoder_decoder(
         (args.size, args.size, 1), z_dim=args.z_dim,
         encoder_filters=args.filters, encoder_kernel_sizes=4,
         encoder_strides=2,
         decoder_filters=tuple(reversed(args.filters[:-1])) + (1,),
-        decoder_kernel_sizes=4, decoder_strides=2, beta=beta, seed=args.seed,
+        decoder_kernel_sizes=4, decoder_strides=2, kl_layer=False,
+        seed=args.seed,
     )
 
 
@@ -142,7 +144,7 @@ def build_ae(args):
 
     Returns `(autoencoder, code_model, decoder)`.
     """
-    encoder, decoder = build_stack(args, beta=0.0)
+    encoder, decoder = build_stack(args)
     code = keras.Model(encoder.input, encoder.get_layer("mu").output,
                        name="ae_encoder")
     x = keras.Input((args.size, args.size, 1), name="ae_input")
@@ -153,7 +155,7 @@ def build_ae(args):
 
 
 def build_vae(args, beta):
-    encoder, decoder = build_stack(args, beta=beta)
+    encoder, decoder = build_stack(args)
     vae = VAEModel(encoder, decoder, beta=beta, seed=args.seed)
     vae.compile(optimizer=keras.optimizers.Adam(1e-3))
     return vae

@@ -34,10 +34,10 @@ import numpy as np  # noqa: E402
 from keras_vae_layers import VAEModel  # noqa: E402
 from keras_vae_layers import build_conv_encoder_decoder  # noqa: E402
 from keras_vae_layers import diagnostics  # noqa: E402
-from keras_vae_layers._io import atomic_path  # noqa: E402
-from keras_vae_layers._io import history_as_floats  # noqa: E402
-from keras_vae_layers._io import print_outputs  # noqa: E402
-from keras_vae_layers._io import write_json_atomic  # noqa: E402
+from keras_vae_layers.io import atomic_path  # noqa: E402
+from keras_vae_layers.io import history_as_floats  # noqa: E402
+from keras_vae_layers.io import print_outputs  # noqa: E402
+from keras_vae_layers.io import write_json_atomic  # noqa: E402
 from keras_vae_layers.callbacks import KLAnnealing  # noqa: E402
 from keras_vae_layers.callbacks import LatentStatisticsLogger  # noqa: E402
 from keras_vae_layers.callbacks import SampleGridLogger  # noqa: E402
@@ -55,7 +55,7 @@ def build_vae(size, z_dim, beta, intermediate_dim, seed):
         encoder_strides=2,
         decoder_filters=(64, 32, 1), decoder_kernel_sizes=4,
         decoder_strides=2,
-        intermediate_dim=intermediate_dim or None, beta=beta, seed=seed,
+        intermediate_dim=intermediate_dim or None, kl_layer=False, seed=seed,
     )
     vae = VAEModel(encoder, decoder, beta=beta, seed=seed)
     vae.compile(optimizer=keras.optimizers.Adam(1e-3))

@@ -32,8 +32,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import keras_tuner  # noqa: E402
 
-from keras_vae_layers._io import atomic_path  # noqa: E402
-from keras_vae_layers._io import write_json_atomic  # noqa: E402
+from keras_vae_layers.io import atomic_path  # noqa: E402
+from keras_vae_layers.io import write_json_atomic  # noqa: E402
 from keras_vae_layers.datasets import load_shapes  # noqa: E402
 from keras_vae_layers.images import save_grid  # noqa: E402
 from keras_vae_layers.tuning import VAEHyperModel  # noqa: E402

@@ -31,6 +31,7 @@ def make_vae():
         (8, 8, 1), z_dim=2, encoder_filters=(4,), encoder_kernel_sizes=(3,),
         encoder_strides=(2,), decoder_filters=(1,), decoder_kernel_sizes=(3,),
         decoder_strides=(2,), batch_norm=False, intermediate_dim=6,
+        kl_layer=False,
     )
     vae = VAEModel(encoder, decoder, beta=0.5)
     vae.set_deterministic(True)

@@ -22,7 +22,7 @@ X = binary_data(32)
 
 
 def vae_model(counter=None, beta=1.0):
-    base = dense_vae(nested=True, counter=counter)
+    base = dense_vae(nested=True, counter=counter, kl_layer=False)
     vae = VAEModel(base.get_layer("encoder"), base.get_layer("decoder"),
                    beta=beta)
     vae.compile(optimizer="adam")

@@ -564,3 +564,27 @@ def test_keras_round_trip_safe_mode(tmp_path):
     np.testing.assert_allclose(
         dec_out, decoder2.predict(enc_out[0], verbose=0), rtol=1e-6, atol=1e-6
     )
+
+
+def test_kl_layer_false_leaves_the_kl_term_to_the_model():
+    from keras_vae_layers import KLDivergenceLayer, VAEModel
+
+    kwargs = dict(input_shape=(8, 8, 1), z_dim=2, encoder_filters=(4,),
+                  encoder_kernel_sizes=3, encoder_strides=2,
+                  decoder_filters=(1,), decoder_kernel_sizes=3,
+                  decoder_strides=2)
+    with_layer, _ = build_conv_encoder_decoder(**kwargs, beta=0.3)
+    assert with_layer.get_layer("kl_divergence").beta.numpy() == (
+        pytest.approx(0.3))
+    plain, decoder = build_conv_encoder_decoder(**kwargs, kl_layer=False)
+    assert not any(isinstance(layer, KLDivergenceLayer)
+                   for layer in plain.layers)
+    # Same trainable structure either way; only the KL layer's beta differs.
+    assert plain.count_params() == with_layer.count_params() - 1
+    vae = VAEModel(plain, decoder, beta=0.3)  # accepted: one owner
+    assert float(vae.beta.numpy()) == pytest.approx(0.3)
+    with pytest.raises(ValueError, match=r"`beta`=0\.5 was given with "
+                       r"kl_layer=False.*VAEModel\(beta=\.\.\.\)"):
+        build_conv_encoder_decoder(**kwargs, kl_layer=False, beta=0.5)
+    with pytest.raises(ValueError, match="`kl_layer` must be True or False"):
+        build_conv_encoder_decoder(**kwargs, kl_layer="no")

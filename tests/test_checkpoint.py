@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import keras_vae_layers
-from keras_vae_layers import _io
+from keras_vae_layers import io as _io
 from keras_vae_layers import VAEModel
 from keras_vae_layers.callbacks import VAECheckpoint
 from keras_vae_layers.callbacks import find_encoder_decoder
@@ -35,7 +35,7 @@ X = binary_data(32)
 
 
 def vae_model(run_eagerly=True):
-    base = dense_vae(nested=True)
+    base = dense_vae(nested=True, kl_layer=False)
     vae = VAEModel(base.get_layer("encoder"), base.get_layer("decoder"))
     vae.compile(optimizer="adam", run_eagerly=run_eagerly)
     return vae

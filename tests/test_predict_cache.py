@@ -172,7 +172,7 @@ def test_sampling_layer_needs_no_refresh():
 
 
 def test_vae_model_set_deterministic_needs_no_refresh():
-    enc_model = dense_vae(nested=True)
+    enc_model = dense_vae(nested=True, kl_layer=False)
     encoder = enc_model.get_layer("encoder")
     decoder = enc_model.get_layer("decoder")
     vae = VAEModel(encoder, decoder)

@@ -40,7 +40,7 @@ def tiny_conv_vae(from_logits=False, seed=0):
     encoder, decoder = build_conv_encoder_decoder(
         (8, 8, 1), z_dim=2, encoder_filters=(4,), encoder_kernel_sizes=3,
         encoder_strides=2, decoder_filters=(1,), decoder_kernel_sizes=3,
-        decoder_strides=2, seed=seed,
+        decoder_strides=2, seed=seed, kl_layer=False,
         output_activation=None if from_logits else "sigmoid",
     )
     vae = VAEModel(encoder, decoder, from_logits=from_logits)

@@ -78,5 +78,5 @@ def test_a_registered_schedule_is_one_entry(step_schedule):
 
 
 def _encoder_decoder():
-    base = dense_vae(nested=True)
+    base = dense_vae(nested=True, kl_layer=False)
     return base.get_layer("encoder"), base.get_layer("decoder")

@@ -165,7 +165,7 @@ def test_pinned_values_are_fixed_and_respected():
     hp = kt.HyperParameters()
     vae = hypermodel.build(hp)
     assert hp.values == {"z_dim": 3, "intermediate_dim": 0, "beta": 0.25}
-    assert vae.latent_dim() == 3
+    assert vae.z_dim == 3
     assert "encoder_dense" not in [layer.name
                                    for layer in vae.encoder.layers]
     assert float(vae.beta.numpy()) == pytest.approx(0.25)
@@ -173,7 +173,7 @@ def test_pinned_values_are_fixed_and_respected():
     pinned = _hypermodel(z_dim=5, intermediate_dim=7, beta=(0.5, 2.0))
     assert pinned.searched_hyperparameters == ("beta",)
     vae = pinned.build(kt.HyperParameters())
-    assert vae.latent_dim() == 5
+    assert vae.z_dim == 5
     assert vae.encoder.get_layer("encoder_dense").units == 7
     # `min == max` and single-entry lists pin as well.
     space = _space(_hypermodel(z_dim=(4, 4), intermediate_dim=[16]))
@@ -190,7 +190,7 @@ def test_build_returns_compiled_built_model_with_hp_values():
     assert isinstance(vae, VAEModel) and vae.built and vae.compiled
     assert vae.get_build_config() == {"input_shape": (None,) + SHAPE}
     assert vae.optimizer.built  # checkpoints restore the slots too
-    assert vae.latent_dim() == 3
+    assert vae.z_dim == 3
     assert vae.encoder.get_layer("encoder_dense").units == 8
     assert float(vae.beta.numpy()) == pytest.approx(1.5)
     out = vae.predict(np.zeros((2,) + SHAPE, "float32"), verbose=0)
@@ -303,7 +303,7 @@ def test_best_model_reloads_and_predicts(random_search, data):
 
     best = tuner.get_best_models(1)[0]
     assert isinstance(best, VAEModel)
-    assert best.latent_dim() == best_hp["z_dim"]
+    assert best.z_dim == best_hp["z_dim"]
     fresh = tuner.hypermodel.build(best_hp)
     # The checkpoint's weights were loaded (not a fresh initialisation).
     assert any(not np.allclose(a, b) for a, b in
@@ -365,7 +365,7 @@ def test_distribution_strategy(data, tmp_path):
     assert trials[0].hyperparameters.values["z_dim"] == 3
     best = tuner.get_best_models(1)[0]
     assert best.distribute_strategy is strategy
-    assert best.latent_dim() == 3
+    assert best.z_dim == 3
     assert best.predict(data[1][:2], verbose=0)["z"].shape[0] == 2
 
 
@@ -412,5 +412,5 @@ def test_example_runs_with_tiny_settings(tmp_path, capsys):
     assert set(summary["best"]["hyperparameters"]) == {
         "z_dim", "intermediate_dim", "beta"}
     reloaded = keras.saving.load_model(out / "best_vae.keras")
-    assert reloaded.latent_dim() == summary["best"]["hyperparameters"][
+    assert reloaded.z_dim == summary["best"]["hyperparameters"][
         "z_dim"]

@@ -8,7 +8,8 @@ from keras import ops
 from helpers import TraceCounter, binary_data
 from keras_vae_layers import KLDivergenceLayer, SamplingLayer
 from keras_vae_layers.models import VAEModel
-from keras_vae_layers.models.vae import LOGGED_METRICS, latent_points
+from keras_vae_layers.latents import latent_points
+from keras_vae_layers.models.vae import LOGGED_METRICS
 
 DIM, LATENT = 12, 3
 
@@ -22,7 +23,7 @@ def make_encoder(kind="triple", kl_beta=None, regularizer=None, counter=None):
     mu = keras.layers.Dense(LATENT, name="mu")(h)
     logvar = keras.layers.Dense(LATENT, name="logvar")(h)
     if kl_beta is not None:
-        mu, logvar = KLDivergenceLayer(beta=kl_beta)([mu, logvar])
+        mu, logvar = KLDivergenceLayer(beta=kl_beta, name="kl")([mu, logvar])
     if kind == "pair":
         return keras.Model(x, [mu, logvar], name="encoder")
     z = SamplingLayer(seed=3)([mu, logvar])
@@ -95,9 +96,8 @@ def test_fit_logs_every_metric_including_validation(data):
     assert h["beta"] == [0.5, 0.5]
 
 
-def test_loss_matches_hand_computation_and_kl_is_not_double_counted(data):
-    # The encoder's KL layer has beta=7; VAEModel's beta=0.25 must govern.
-    vae = VAEModel(make_encoder(kl_beta=7.0), make_decoder(), beta=0.25)
+def test_loss_matches_hand_computation(data):
+    vae = VAEModel(make_encoder(), make_decoder(), beta=0.25)
     vae.compile(optimizer="adam")
     vae.fit(data, epochs=1, batch_size=16, verbose=0)
     vae.set_deterministic(True)
@@ -217,8 +217,9 @@ def test_explicit_target_is_the_reconstruction_target(data):
 
 
 def test_keras_round_trip_and_weights(tmp_path, data):
-    vae = VAEModel(make_encoder(kl_beta=1.0), make_decoder(), beta=0.3,
-                   reconstruction_loss="mse", reduction="mean", free_bits=0.01)
+    vae = VAEModel(make_encoder(), make_decoder(), beta=0.3,
+                   reconstruction_loss="mse", element_reduction="mean",
+                   free_bits=0.01)
     vae.compile(optimizer=keras.optimizers.Adam(1e-3))
     vae.fit(data, epochs=1, batch_size=16, verbose=0)
     vae.beta.assign(0.7)
@@ -232,14 +233,15 @@ def test_keras_round_trip_and_weights(tmp_path, data):
     for key in expected:
         np.testing.assert_array_equal(got[key], expected[key])
     assert float(ops.convert_to_numpy(loaded.beta)) == pytest.approx(0.7)
-    assert loaded.reconstruction_loss == "mse" and loaded.reduction == "mean"
+    assert loaded.reconstruction_loss == "mse"
+    assert loaded.element_reduction == "mean"
     assert loaded.free_bits == 0.01
     hist = loaded.fit(data, epochs=1, batch_size=16, verbose=0)  # resumes
     assert math.isfinite(hist.history["loss"][0])
 
     wpath = tmp_path / "vae.weights.h5"
     vae.save_weights(wpath)
-    fresh = VAEModel(make_encoder(kl_beta=1.0), make_decoder())
+    fresh = VAEModel(make_encoder(), make_decoder())
     fresh(data[:2])
     fresh.load_weights(wpath)
     np.testing.assert_array_equal(
@@ -267,10 +269,10 @@ def test_mixed_precision_training_is_finite(policy, data):
 def test_encoder_with_wrong_output_count_fails_at_construction():
     x = keras.Input((DIM,))
     enc = keras.Model(x, keras.layers.Dense(LATENT)(x))
-    with pytest.raises(ValueError, match=r"has 1 output\(s\).*shape \(None, 3\)"):
+    with pytest.raises(ValueError, match=r"received 1 output of shape \(None, 3\)"):
         VAEModel(enc, make_decoder())
     enc4 = keras.Model(x, [keras.layers.Dense(LATENT)(x)] * 4)
-    with pytest.raises(ValueError, match=r"has 4 output\(s\)"):
+    with pytest.raises(ValueError, match=r"received 4 output\(s\)"):
         VAEModel(enc4, make_decoder())
 
 
@@ -285,7 +287,7 @@ def test_subclassed_encoder_wrong_structure_fails_at_first_call(data):
 
     vae = VAEModel(Bad(), make_decoder())
     vae.compile(optimizer="adam")
-    with pytest.raises(ValueError, match=r"received 1 output\(s\): tensor of shape"):
+    with pytest.raises(ValueError, match=r"received 1 output of shape"):
         vae.fit(data, epochs=1, verbose=0)
 
 
@@ -307,7 +309,7 @@ def test_data_shape_mismatch():
     "kwargs, match",
     [
         ({"reconstruction_loss": "l1"}, "unknown `reconstruction_loss` 'l1'"),
-        ({"reduction": "max"}, "unknown `reduction` 'max'"),
+        ({"element_reduction": "max"}, "unknown `element_reduction` 'max'"),
         ({"beta": -0.1}, "`beta` must be >= 0.0, received -0.1"),
         ({"beta": float("nan")}, "`beta` must be finite"),
         ({"encoder": "enc"}, "`encoder` must be a Keras model or layer, received 'enc'"),
@@ -320,15 +322,32 @@ def test_bad_constructor_arguments(kwargs, match):
         VAEModel(**args)
 
 
-def test_encoder_kl_layer_is_silent_inside_vae_but_not_alone(data):
-    encoder = make_encoder(kl_beta=2.0)
-    vae = VAEModel(encoder, make_decoder())
-    kl_layer = vae.kl_layers[0]
-    vae.compute_loss_terms(data[:4], training=True)
-    assert kl_layer.losses == []  # the model's own beta * kl replaces it
-    encoder(data[:4])  # used on its own, the layer behaves as usual
-    assert len(kl_layer.losses) == 1
-    assert float(ops.convert_to_numpy(kl_layer.losses[0])) > 0
+def test_encoder_with_a_kl_layer_is_refused_with_the_fix_named():
+    # VAEModel owns the KL term; a KL layer in the encoder would add a second
+    # one with its own beta.
+    with pytest.raises(ValueError, match=r"contains KLDivergenceLayer\(s\) "
+                       r"\['kl'\].*counted twice.*kl_layer=False"):
+        VAEModel(make_encoder(kl_beta=2.0), make_decoder())
+    # Also when the layer is nested one model deeper.
+    inner = make_encoder(kl_beta=1.0)
+    x = keras.Input((DIM,))
+    outer = keras.Model(x, inner(x), name="outer")
+    with pytest.raises(ValueError, match="KLDivergenceLayer"):
+        VAEModel(outer, make_decoder())
+
+
+def test_deprecated_spellings_still_work_and_warn():
+    with pytest.warns(DeprecationWarning, match="`reduction` is deprecated"):
+        vae = VAEModel(make_encoder(), make_decoder(), reduction="mean")
+    assert vae.element_reduction == "mean" == vae.reduction
+    with pytest.raises(ValueError, match="both `element_reduction`='mean' "
+                       "and its deprecated spelling `reduction`='sum'"):
+        VAEModel(make_encoder(), make_decoder(), element_reduction="mean",
+                 reduction="sum")
+    vae.build((None, DIM))
+    assert vae.z_dim == LATENT
+    with pytest.warns(DeprecationWarning, match="use the `z_dim` property"):
+        assert vae.latent_dim() == LATENT
 
 
 class SubclassedDecoder(keras.Model):
@@ -366,7 +385,7 @@ def test_from_logits_reconstructions_are_probabilities_everywhere(data):
     np.testing.assert_allclose(predicted, reconstructed, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(predicted, decoded, rtol=1e-5, atol=1e-6)
     assert predicted_mu.shape == (len(data), LATENT)
-    assert vae.latent_dim() == LATENT  # known from the build, not the decoder
+    assert vae.z_dim == LATENT  # known from the build, not the decoder
 
 
 def test_compile_refuses_a_loss_or_metrics_it_would_ignore():

@@ -34,9 +34,7 @@ class KLAnnealing(CopySafeCallback):
     The callback assigns the scheduled value to `beta` *variables*, so the
     compiled train function is never retraced. What it writes:
 
-    * a model with a `beta` variable (such as `VAEModel`): `model.beta` (a
-      `VAEModel` uses only its own beta; `KLDivergenceLayer`s inside its
-      encoder are not part of its loss and are left alone);
+    * a model with a `beta` variable (such as `VAEModel`): `model.beta`;
     * any other model (e.g. a Functional VAE): the `beta` of every
       `KLDivergenceLayer` found in it, nested sub-models included;
     * or what `target` names.

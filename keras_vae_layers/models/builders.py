@@ -37,7 +37,8 @@ def build_conv_encoder_decoder(
     intermediate_batch_norm=False,
     decoder_dense_activation=False,
     decoder_dense_batch_norm=False,
-    beta=1.0,
+    kl_layer=True,
+    beta=None,
     eps_clip=5.0,
     output_activation="sigmoid",
     seed=None,
@@ -45,10 +46,19 @@ def build_conv_encoder_decoder(
 ):
     """Builds a convolutional VAE encoder and its mirror-image decoder.
 
-    The encoder maps images to `[z, mu, logvar]`; the KL term is added by a
-    `KLDivergenceLayer` inside it (so it shows up in `encoder.losses` after a
-    call and is picked up by `fit()`), and `z` is drawn by a clamped
-    `SamplingLayer`. The decoder maps `z` back to an image of `input_shape`.
+    The encoder maps images to `[z, mu, logvar]`, with `z` drawn by a
+    clamped `SamplingLayer`. The decoder maps `z` back to an image of
+    `input_shape`.
+
+    Who owns the KL term decides `kl_layer`:
+
+    * `VAEModel` adds `beta * KL` itself, so build its encoder with
+      `kl_layer=False` and pass `beta` to `VAEModel` (it refuses encoders
+      that hold a `KLDivergenceLayer`).
+    * For a VAE you compose as a Functional model and train with
+      `compile(loss=ReconstructionLoss(...))`, keep `kl_layer=True` (the
+      default): a `KLDivergenceLayer(beta)` inside the encoder adds the KL
+      term with `add_loss` and logs `kl_loss`.
 
     Encoder, layer by layer (all names fixed, shown in brackets):
 
@@ -66,8 +76,8 @@ def build_conv_encoder_decoder(
       `intermediate_batch_norm=True`. Flatten -> (mu, logvar) usually
       dominates the parameter count; this bottleneck roughly halves it.
     * Two linear `Dense(z_dim)` heads `mu` and `logvar`, the pass-through
-      `KLDivergenceLayer(beta)` (`kl_divergence`) and the
-      `SamplingLayer(eps_clip, seed)` (`z`).
+      `KLDivergenceLayer(beta)` (`kl_divergence`, only with
+      `kl_layer=True`) and the `SamplingLayer(eps_clip, seed)` (`z`).
 
     Decoder:
 
@@ -101,8 +111,9 @@ def build_conv_encoder_decoder(
       parameter counts follow the textbook formulas: `Conv2D` /
       `Conv2DTranspose` `kh * kw * c_in * c_out + c_out`, `Dense`
       `n_in * n_out + n_out`, `BatchNormalization` `4 * c` (2 * c trainable).
-      Besides those, the encoder holds exactly two non-trainable scalars:
-      the KL layer's `beta` and the sampling layer's `eps_factor`.
+      Besides those, the encoder holds the non-trainable scalars of the
+      package layers: the sampling layer's `eps_factor` and, with
+      `kl_layer=True`, the KL layer's `beta`.
     * Dropout is applied in the encoder only; the decoder has none.
     * `activation="selu"` switches the kernels of every layer followed by
       the activation to `LecunNormal` and uses `AlphaDropout` in place of
@@ -141,7 +152,12 @@ def build_conv_encoder_decoder(
         decoder_dense_batch_norm: If `True`, put `BatchNormalization` after
             the decoder's first Dense layer (before the activation when
             `decoder_dense_activation=True`; independent of `batch_norm`).
-        beta: Non-negative finite KL weight of the `KLDivergenceLayer`.
+        kl_layer: Whether the encoder holds a `KLDivergenceLayer` (for
+            Functional VAEs). Use `False` for `VAEModel`, which owns the KL
+            term.
+        beta: Non-negative finite KL weight of that layer (default 1.0).
+            Only with `kl_layer=True`; with `kl_layer=False` the weight
+            belongs to `VAEModel(beta=...)` and passing it here is an error.
         eps_clip: Positive clamp of the sampling noise, or `None` for none.
         output_activation: `"sigmoid"` (pixel probabilities in `[0, 1]`), or
             `None` / `"linear"` for logits (use a loss with
@@ -172,6 +188,7 @@ def build_conv_encoder_decoder(
     z, mu, logvar = encoder(images)        # 28x28 -> 14x14 -> 7x7 -> z
     reconstruction = decoder(z)            # 7x7 -> 14x14 -> 28x28
     encoder.get_layer("z").set_deterministic(True)   # z == mu from now on
+    vae = VAEModel(*build_conv_encoder_decoder(..., kl_layer=False), beta=4)
     ```
     """
     input_shape = _check_input_shape(input_shape)
@@ -197,7 +214,20 @@ def build_conv_encoder_decoder(
         intermediate_dim = check_positive_int(
             intermediate_dim, "intermediate_dim", _OWNER
         )
-    beta = check_finite_number(beta, "beta", _OWNER, minimum=0.0)
+    if not isinstance(kl_layer, bool):
+        raise ValueError(
+            f"{_OWNER}: `kl_layer` must be True or False, received "
+            f"{kl_layer!r}."
+        )
+    if kl_layer:
+        beta = check_finite_number(1.0 if beta is None else beta, "beta",
+                                   _OWNER, minimum=0.0)
+    elif beta is not None:
+        raise ValueError(
+            f"{_OWNER}: `beta`={beta!r} was given with kl_layer=False. "
+            "Without a KLDivergenceLayer the encoder has no KL weight: pass "
+            "it to the model that owns the KL term, VAEModel(beta=...)."
+        )
     if eps_clip is not None:
         eps_clip = check_finite_number(
             eps_clip, "eps_clip", _OWNER, minimum=0.0, strict_minimum=True
@@ -243,7 +273,7 @@ def build_conv_encoder_decoder(
     encoder = _build_encoder(
         input_shape, z_dim, enc_filters, enc_kernels, enc_strides, padding,
         activation, batch_norm, dropout_rate, intermediate_dim,
-        intermediate_batch_norm, beta, eps_clip, seed,
+        intermediate_batch_norm, beta if kl_layer else None, eps_clip, seed,
         f"{name}_encoder" if name else "encoder",
     )
     decoder = _build_decoder(
@@ -505,9 +535,10 @@ def _build_encoder(input_shape, z_dim, filters, kernels, strides, padding,
                         intermediate_batch_norm, dropout_rate)
     mu = keras.layers.Dense(z_dim, name="mu")(x)
     logvar = keras.layers.Dense(z_dim, name="logvar")(x)
-    mu, logvar = KLDivergenceLayer(beta=beta, name="kl_divergence")(
-        [mu, logvar]
-    )
+    if beta is not None:
+        mu, logvar = KLDivergenceLayer(beta=beta, name="kl_divergence")(
+            [mu, logvar]
+        )
     z = SamplingLayer(eps_clip=eps_clip, seed=seed, name="z")([mu, logvar])
     return keras.Model(inputs, [z, mu, logvar], name=model_name)
 

@@ -12,6 +12,8 @@ import keras_tuner
 from keras_vae_layers import losses as vae_losses
 from keras_vae_layers._validation import check_choice
 from keras_vae_layers._validation import check_finite_number
+from keras_vae_layers._validation import reject_unknown_arguments
+from keras_vae_layers._validation import renamed
 from keras_vae_layers.models.builders import build_conv_encoder_decoder
 from keras_vae_layers.models.vae import VAEModel
 from keras_vae_layers.tuning.objective import BETA_WEIGHTED_OBJECTIVES
@@ -89,7 +91,9 @@ class VAEHyperModel(keras_tuner.HyperModel):
         output_activation: Passed to `build_conv_encoder_decoder`.
             `output_activation=None`/`"linear"` trains on logits
             (`from_logits=True`).
-        reconstruction_loss, reduction, free_bits: Passed to `VAEModel`.
+        reconstruction_loss, element_reduction, free_bits: Passed to
+            `VAEModel` (`reduction` is the deprecated spelling of
+            `element_reduction`).
         optimizer: An optimizer name (`"adam"`, `"adamw"`, `"rmsprop"`, ...)
             or a callable `f(learning_rate) -> keras.optimizers.Optimizer`
             (called once per build: every trial needs a fresh optimizer).
@@ -142,7 +146,7 @@ class VAEHyperModel(keras_tuner.HyperModel):
         eps_clip=5.0,
         output_activation="sigmoid",
         reconstruction_loss="bce",
-        reduction="sum",
+        element_reduction="sum",
         free_bits=0.0,
         optimizer="adam",
         compile_kwargs=None,
@@ -150,7 +154,12 @@ class VAEHyperModel(keras_tuner.HyperModel):
         seed=None,
         name=None,
         tunable=True,
+        **deprecated,
     ):
+        element_reduction = renamed(deprecated, "reduction",
+                                    "element_reduction", element_reduction,
+                                    "sum", "VAEHyperModel")
+        reject_unknown_arguments(deprecated, "VAEHyperModel")
         super().__init__(name=name, tunable=tunable)
         self._z_dim_spec = parse_int_spec("z_dim", z_dim)
         self._intermediate_dim_spec = parse_int_spec(
@@ -176,7 +185,7 @@ class VAEHyperModel(keras_tuner.HyperModel):
         self.compile_kwargs = _check_compile_kwargs(compile_kwargs)
         self.free_bits = free_bits
         self.reconstruction_loss = reconstruction_loss
-        self.reduction = reduction
+        self.element_reduction = element_reduction
         self.seed = seed
         self.from_logits = output_activation in (None, "linear")
         self.builder_kwargs = dict(
@@ -203,14 +212,13 @@ class VAEHyperModel(keras_tuner.HyperModel):
         # Fail here, not inside a trial (keras-tuner would swallow it): one
         # optimizer and one VAEModel config check with the first values.
         self._make_optimizer(self._learning_rate_spec.first_value())
-        _check_vae_args(reconstruction_loss, reduction, free_bits)
+        _check_vae_args(reconstruction_loss, element_reduction, free_bits)
         # The builder validates every architecture argument and the shapes
         # before it creates a layer; a dry build with the first values
         # surfaces bad architectures now.
         self._build_encoder_decoder(
             self._z_dim_spec.first_value(),
-            self._intermediate_dim_spec.first_value(),
-            self._beta_spec.first_value())
+            self._intermediate_dim_spec.first_value())
 
     # ------------------------------------------------------------- the space
 
@@ -295,11 +303,13 @@ class VAEHyperModel(keras_tuner.HyperModel):
             f"{self.optimizer!r} of type {type(self.optimizer).__name__}."
         )
 
-    def _build_encoder_decoder(self, z_dim, intermediate_dim, beta):
+    def _build_encoder_decoder(self, z_dim, intermediate_dim):
+        # The model owns the KL term (and `beta`): no KL layer in the
+        # encoder.
         return build_conv_encoder_decoder(
             self.input_shape, z_dim,
-            intermediate_dim=intermediate_dim or None,
-            beta=beta, **self.builder_kwargs,
+            intermediate_dim=intermediate_dim or None, kl_layer=False,
+            **self.builder_kwargs,
         )
 
     def build(self, hp):
@@ -312,12 +322,13 @@ class VAEHyperModel(keras_tuner.HyperModel):
             A compiled `VAEModel` whose variables already exist.
         """
         z_dim, intermediate_dim, beta, learning_rate = self._register_all(hp)
-        encoder, decoder = self._build_encoder_decoder(
-            z_dim, intermediate_dim, beta)
+        encoder, decoder = self._build_encoder_decoder(z_dim,
+                                                       intermediate_dim)
         vae = VAEModel(
             encoder, decoder, beta=beta,
             reconstruction_loss=self.reconstruction_loss,
-            reduction=self.reduction, from_logits=self.from_logits,
+            element_reduction=self.element_reduction,
+            from_logits=self.from_logits,
             free_bits=self.free_bits,
             eps_clip=self.builder_kwargs["eps_clip"], seed=self.seed,
             name="vae",
@@ -409,11 +420,11 @@ def _check_compile_kwargs(compile_kwargs):
     return dict(compile_kwargs)
 
 
-def _check_vae_args(reconstruction_loss, reduction, free_bits):
+def _check_vae_args(reconstruction_loss, element_reduction, free_bits):
     check_choice(reconstruction_loss, "reconstruction_loss",
-                 vae_losses.RECONSTRUCTION_KINDS, "VAEHyperModel")
-    check_choice(reduction, "reduction", vae_losses.REDUCTIONS,
-                 "VAEHyperModel")
+                 vae_losses.RECONSTRUCTION_LOSSES, "VAEHyperModel")
+    check_choice(element_reduction, "element_reduction",
+                 vae_losses.ELEMENT_REDUCTIONS, "VAEHyperModel")
     check_finite_number(free_bits, "free_bits", "VAEHyperModel", minimum=0.0)
 
 
