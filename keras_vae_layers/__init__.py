@@ -1,17 +1,20 @@
 """keras_vae_layers: drop-in Keras 3 parts for Variational Autoencoders.
 
-The layers, losses, `VAEModel`, the builder, `datasets` and `images` (with
-the `diagnostics` helpers its decoder grids use) are imported with the
-package. `callbacks`, `evaluation` and `tuning` load on first attribute
-access (`kvl.callbacks.VAECheckpoint`), the way `keras.callbacks` is reached
-from `keras`: `tuning` imports keras-tuner, which a user who never tunes
-should not pay for at import time.
+The layers, losses, `VAEModel`, the builder, `datasets`, `images` (with
+the `diagnostics` helpers its decoder grids use), `latents` and `io`
+(atomic file writing) are imported with the package. `callbacks`,
+`evaluation` and `tuning` load on first attribute access
+(`kvl.callbacks.VAECheckpoint`), the way `keras.callbacks` is reached from
+`keras`: `tuning` imports keras-tuner, which a user who never tunes should
+not pay for at import time.
 """
 
 import importlib
 
 from keras_vae_layers import datasets
 from keras_vae_layers import images
+from keras_vae_layers import io
+from keras_vae_layers import latents
 from keras_vae_layers import losses
 from keras_vae_layers._version import __version__
 from keras_vae_layers.layers import KLDivergenceLayer
@@ -40,6 +43,8 @@ __all__ = [
     "build_conv_encoder_decoder",
     "datasets",
     "images",
+    "io",
+    "latents",
     "losses",
     "kl_divergence",
     "reconstruction_loss",

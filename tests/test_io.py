@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import keras_vae_layers
-from keras_vae_layers import _io
+from keras_vae_layers import io as _io
 from keras_vae_layers import datasets
 
 PACKAGE = pathlib.Path(keras_vae_layers.__file__).resolve().parent
@@ -66,7 +66,7 @@ def test_final_files_get_the_umask_mode_and_umask_is_never_called(
         def trap(*args):
             raise AssertionError("os.umask was called")
         os.umask = trap
-        from keras_vae_layers import _io, datasets
+        from keras_vae_layers import datasets, io as _io
         d = {str(tmp_path)!r}
         _io.write_json_atomic(os.path.join(d, "a.json"), {{"x": 1}})
         with _io.atomic_path(os.path.join(d, "b.bin")) as tmp:
@@ -150,7 +150,7 @@ def test_cache_write_of_a_killed_process_is_cleaned_by_the_next_write(
     cache = tmp_path / "faces.npz"
     child = python(f"""
         import sys, time
-        from keras_vae_layers import _io
+        from keras_vae_layers import io as _io
         with _io.atomic_path({str(cache)!r}) as tmp:
             with open(tmp, "wb") as f:
                 f.write(b"PK half an archive")

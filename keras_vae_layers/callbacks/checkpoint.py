@@ -12,9 +12,9 @@ import warnings
 
 import keras
 
-from keras_vae_layers import _io
+from keras_vae_layers import io as _io
 # Shared with `diagnostics.find_encoder` / `find_decoder`; re-exported here.
-from keras_vae_layers._discovery import find_encoder_decoder
+from keras_vae_layers.diagnostics.discovery import find_encoder_decoder
 from keras_vae_layers._validation import check_choice
 from keras_vae_layers._validation import check_positive_int
 from keras_vae_layers._version import __version__

@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from keras_vae_layers._io import atomic_path
+from keras_vae_layers.io import atomic_path
 from keras_vae_layers._validation import check_choice
 from keras_vae_layers._validation import check_positive_int
 

@@ -305,41 +305,8 @@ def load_shapes(n, size=64, seed=0, dtype="uint8", shapes=SHAPE_NAMES,
     >>> sorted(factors)
     ['rotation', 'scale', 'shape', 'x', 'y']
     """
-    owner = "load_shapes"
-    n = check_positive_int(n, "n", owner)
-    size = check_positive_int(size, "size", owner, minimum=8)
-    dtype = check_dtype(dtype, owner)
-    shapes = _check_shape_names(shapes, owner)
-    scale_low, scale_high = check_closed_range(
-        scale_range, "scale_range", owner, low_bound=0.0, high_bound=1.0,
-        low_exclusive=True)
-    rot_low, rot_high = check_closed_range(
-        rotation_range, "rotation_range", owner)
-    if isinstance(seed, bool) or not (
-            seed is None or isinstance(seed, numbers.Integral)):
-        raise ValueError(
-            f"{owner}: `seed` must be an int or None, received {seed!r}."
-        )
-
-    rng = np.random.default_rng(seed)
-    ids = np.array([SHAPE_NAMES.index(s) for s in shapes])
-    # One draw per factor, in a fixed order, so a given seed always gives the
-    # same set whatever the chunking or thread count of the renderer.
-    factors = {
-        "shape": ids[rng.integers(0, len(ids), size=n)],
-        "scale": rng.uniform(scale_low, scale_high, size=n),
-        "rotation": rng.uniform(rot_low, rot_high, size=n),
-        "x": rng.uniform(0.0, 1.0, size=n),
-        "y": rng.uniform(0.0, 1.0, size=n),
-    }
-    images = _render(factors["shape"], factors["scale"], factors["rotation"],
-                     factors["x"], factors["y"], size, dtype, antialias)
-    factors = {
-        "shape": factors["shape"].astype(np.int64),
-        **{k: factors[k].astype(np.float32)
-           for k in ("scale", "rotation", "x", "y")},
-    }
-    return images, factors
+    return _sample_shapes("load_shapes", n, None, None, size, seed, dtype,
+                          shapes, scale_range, rotation_range, antialias)
 
 
 def sample_shapes_with_fixed_factor(n, factor=None, value=None, size=64,
@@ -378,7 +345,16 @@ def sample_shapes_with_fixed_factor(n, factor=None, value=None, size=64,
     >>> set(f["scale"].tolist())
     {0.75}
     """
-    owner = "sample_shapes_with_fixed_factor"
+    return _sample_shapes("sample_shapes_with_fixed_factor", n, factor,
+                          value, size, seed, dtype, shapes, scale_range,
+                          rotation_range, antialias)
+
+
+def _sample_shapes(owner, n, factor, value, size, seed, dtype, shapes,
+                   scale_range, rotation_range, antialias):
+    """Draws the factors (one draw per factor, in a fixed order, so a seed
+    gives the same set whatever the renderer's chunking), fixes `factor` to
+    `value` if given, and renders the images."""
     n = check_positive_int(n, "n", owner)
     size = check_positive_int(size, "size", owner, minimum=8)
     dtype = check_dtype(dtype, owner)

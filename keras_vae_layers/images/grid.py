@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 from PIL import ImageEnhance
 
-from keras_vae_layers._io import atomic_path
+from keras_vae_layers.io import atomic_path
 from keras_vae_layers._validation import check_finite_number
 from keras_vae_layers._validation import check_positive_int
 
