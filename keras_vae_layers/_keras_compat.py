@@ -66,3 +66,19 @@ def sigmoid_logits(tensor):
     """
     return getattr(tensor, "_keras_logits", None)
 
+
+
+def hidden_by_stateless_scope(variable):
+    """Whether a `StatelessScope` is active that does not map `variable`.
+
+    Keras' JAX trainer updates metrics inside a scope that maps the metric
+    variables only; any other variable read there is a placeholder (its
+    value is detached from the variable during an epoch), not its value.
+    A metric computed from a layer's non-trainable variables uses this to
+    report "unknown" (NaN) instead of a silently wrong number. Keras has no
+    public accessor for the active scope.
+    """
+    from keras.src.backend.common import stateless_scope
+
+    scope = stateless_scope.get_stateless_scope()
+    return scope is not None and scope.get_current_value(variable) is None

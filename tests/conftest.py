@@ -1,4 +1,10 @@
-"""Shared test set-up: quiet TensorFlow, fixed seeds, float32 policy reset."""
+"""Shared test set-up: quiet TensorFlow, fixed seeds, float32 policy reset.
+
+The Keras backend comes from KERAS_BACKEND (TensorFlow when unset); run
+each backend in its own pytest process. Tests marked `tf_only` need
+TensorFlow itself (tf.distribute, TensorBoard, the TF step's graph
+behaviour) and are skipped, with that reason, on the other backends.
+"""
 
 import os
 
@@ -8,6 +14,17 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return
+    skip = pytest.mark.skip(
+        reason=f"tf_only: needs the TensorFlow backend (running on {backend})")
+    for item in items:
+        if "tf_only" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

@@ -8,8 +8,29 @@ from keras_vae_layers import _keras_compat
 from keras_vae_layers import SamplingLayer
 
 
+BACKEND = keras.backend.backend()
+
+STEPS_ARE_TRACED = BACKEND != "torch"
+"""Whether Keras traces its step functions: `tf.function` on TensorFlow,
+`jax.jit` on JAX. On torch (Keras' default `jit_compile=False` there) the
+steps run eagerly, so there is no trace to count or repeat."""
+
+
+def assert_no_retrace(counter, traces_before, new_traces, model=None,
+                      functions=None):
+    """Asserts the traced steps were reused (TensorFlow, JAX), or on torch
+    that Keras kept the same step functions (`functions`: the
+    `{"train": model.train_function, ...}` captured before)."""
+    if STEPS_ARE_TRACED:
+        assert counter.traces == traces_before + new_traces
+        return
+    for kind, function in (functions or {}).items():
+        assert getattr(model, f"{kind}_function") is function, kind
+
+
 class TraceCounter(keras.layers.Layer):
-    """Identity layer whose Python `call` runs once per graph trace."""
+    """Identity layer whose Python `call` runs once per graph trace (on
+    torch, once per eager call)."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from helpers import TraceCounter, binary_data
+from helpers import BACKEND, TraceCounter, assert_no_retrace, binary_data
 from keras_vae_layers import KLDivergenceLayer, SamplingLayer
 from keras_vae_layers.models import VAEModel
 from keras_vae_layers.latents import latent_points
@@ -146,13 +146,15 @@ def test_beta_assign_takes_effect_without_retrace(data):
     traces = counter.traces
     vae.set_deterministic(True)
     a = vae.evaluate(data, batch_size=64, verbose=0, return_dict=True)
+    functions = {"train": vae.train_function, "test": vae.test_function}
     vae.beta.assign(4.0)
     b = vae.evaluate(data, batch_size=64, verbose=0, return_dict=True)
     assert b["total_loss"] - a["total_loss"] == pytest.approx(
         3.0 * a["kl_loss"], rel=1e-4)
     hist = vae.fit(data, epochs=2, batch_size=16, verbose=0)
     assert hist.history["beta"] == [4.0, 4.0]
-    assert counter.traces == traces + 1  # only the evaluate trace
+    # Only the evaluate trace.
+    assert_no_retrace(counter, traces, 1, vae, functions)
 
 
 def test_set_deterministic_after_first_predict(data):
@@ -257,10 +259,14 @@ def test_mixed_precision_training_is_finite(policy, data):
     hist = vae.fit(data, epochs=2, batch_size=16, verbose=0)
     for key in ("loss", "reco_loss", "kl_loss"):
         assert all(math.isfinite(v) for v in hist.history[key])
+    if policy == "mixed_float16":  # loss scaling on every backend
+        assert isinstance(vae.optimizer,
+                          keras.optimizers.LossScaleOptimizer)
     terms = vae.compute_loss_terms(data[:4])
+    dtype = keras.backend.standardize_dtype
     for key in ("total_loss", "reco_loss", "kl_loss", "neg_elbo"):
-        assert terms[key].dtype == "float32"
-    assert terms["reconstruction"].dtype == policy.split("_")[1]
+        assert dtype(terms[key].dtype) == "float32"
+    assert dtype(terms["reconstruction"].dtype) == policy.split("_")[1]
 
 
 # ------------------------------------------------------------- bad input
@@ -359,6 +365,11 @@ class SubclassedDecoder(keras.Model):
         return self.out(z)  # logits
 
 
+@pytest.mark.skipif(
+    BACKEND == "torch",
+    reason="Keras 3.15 cannot export subclassed models on torch: "
+           "torch.export rejects the input structure (a two-line "
+           "keras.Model subclass fails identically)")
 def test_export_works_after_fit_and_after_reload(tmp_path, data):
     vae = VAEModel(make_encoder(), make_decoder())
     vae.compile(optimizer="adam")
@@ -597,6 +608,13 @@ def test_first_batch_checks_do_not_consume_the_data(data):
     steps = StepCounter()
     vae.fit(ds, epochs=1, verbose=0, callbacks=[steps],
             validation_data=Batches(data))
-    # The check reads one batch from a fresh iterator; training sees all 4.
+    # Training sees all 4 batches, from a fresh iterator.
     assert steps.steps == len(data) // 16
-    assert reads == [0, 0, 16, 32, 48]
+    assert reads[-4:] == [0, 16, 32, 48]
+    if BACKEND == "tensorflow":
+        # Before it, the check read one batch from an iterator of its own.
+        assert reads == [0, 0, 16, 32, 48]
+    else:
+        # Keras' JAX/torch trainers also read ahead to build the model
+        # (how far depends on prefetching) and restart at 0.
+        assert reads[:2] == [0, 0]

@@ -1,8 +1,11 @@
 """Pass-through layer that adds the KL divergence term as a layer loss."""
 
+import weakref
+
 import keras
 from keras import ops
 
+from keras_vae_layers import _keras_compat
 from keras_vae_layers import losses as vae_losses
 from keras_vae_layers._validation import check_finite_number
 from keras_vae_layers._validation import check_mu_logvar_shapes
@@ -20,10 +23,22 @@ class KLDivergenceLayer(keras.layers.Layer):
     `self.add_loss()` from inside `call()`, which is the Keras 3 way (symbolic
     `Model.add_loss()` no longer exists).
 
-    Because Keras 3 removed `Layer.add_metric()`, the layer owns a
-    `keras.metrics.Mean` tracker (named `metric_name`, default `"kl_loss"`)
-    of the **unweighted** KL, so `fit()` logs show it, also when the layer
-    sits inside an encoder sub-model.
+    Because Keras 3 removed `Layer.add_metric()`, the layer owns a metric,
+    `layer.kl_tracker` (named `metric_name`, default `"kl_loss"`): the mean
+    **unweighted** KL of its calls since the metric was last reset, so
+    `fit()` logs show it, also when the layer sits inside an encoder
+    sub-model. The running sum and count are two non-trainable variables
+    the layer assigns in `call()` (like `BatchNormalization`'s moving
+    statistics), so every backend's trainer carries them, JAX's stateless
+    step included. They are running statistics, not weights: they are left
+    out of `layer.weights` (so of `get_weights()` and parameter counts)
+    and of saved files, which hold `beta` only, as before.
+
+    On JAX, Keras computes per-batch logs inside its compiled step where
+    the layer's variables are not visible, so the per-batch `kl_loss` of a
+    Functional model is `nan` there (progress bar, `on_train_batch_end`);
+    epoch logs, `History` and `evaluate()` get the exact value.
+    (`VAEModel` logs `kl_loss` exactly every batch on every backend.)
 
     `beta` lives in a non-trainable float32 variable, `layer.beta`. Assign to
     it (`layer.beta.assign(0.5)`) at any time, e.g. for KL annealing: the new
@@ -86,8 +101,43 @@ class KLDivergenceLayer(keras.layers.Layer):
             dtype="float32",
             name="beta",
         )
-        self.kl_tracker = keras.metrics.Mean(name=metric_name)
+        # Running KL statistics (see the class docstring). "mean": under
+        # tf.distribute each replica adds its own batch's KL, and the
+        # mirrored value becomes the replicas' average.
+        self.kl_total = self._running_statistic("kl_total")
+        self.kl_count = self._running_statistic("kl_count")
+        self.kl_tracker = _RunningKL(self, name=metric_name)
         self.supports_masking = False
+
+    def _running_statistic(self, name):
+        return self.add_weight(
+            shape=(), initializer="zeros", trainable=False, dtype="float32",
+            autocast=False, aggregation="mean", name=name,
+        )
+
+    @property
+    def weights(self):
+        # The running KL statistics are state like a metric's or a seed
+        # generator's: in `variables` (what trainers carry), not in
+        # `weights` (what get_weights() returns and parameters count).
+        running = {id(getattr(self, name, None))
+                   for name in ("kl_total", "kl_count")}
+        return [w for w in super().weights if id(w) not in running]
+
+    def save_own_variables(self, store):
+        # `beta` only, under the key files have always used for it, so
+        # files written before the running statistics existed (and by any
+        # backend) load.
+        store["0"] = self.beta
+
+    def load_own_variables(self, store):
+        if list(store.keys()) != ["0"]:
+            raise ValueError(
+                f"KLDivergenceLayer '{self.name}': the weights file holds "
+                f"{len(store.keys())} variables for this layer, expected 1 "
+                "(`beta`). Was it saved from another kind of layer?"
+            )
+        self.beta.assign(store["0"])
 
     def build(self, input_shape):
         self.z_dim = check_mu_logvar_shapes(
@@ -111,7 +161,9 @@ class KLDivergenceLayer(keras.layers.Layer):
             if self.free_bits > 0.0 else kl
         )
         self.add_loss(self.beta * penalised)
-        self.kl_tracker.update_state(kl)
+        kl = ops.stop_gradient(kl)
+        self.kl_total.assign_add(kl)
+        self.kl_count.assign_add(1.0)
         return [mu, logvar]
 
     def compute_output_spec(self, inputs):
@@ -140,3 +192,36 @@ class KLDivergenceLayer(keras.layers.Layer):
             }
         )
         return config
+
+
+class _RunningKL(keras.metrics.Metric):
+    """The mean KL of a `KLDivergenceLayer`'s calls since the last reset.
+
+    Its state is the layer's `kl_total` / `kl_count` variables, which the
+    layer updates in `call()`; `update_state` is therefore a no-op, and the
+    metric owns no variables of its own (Keras' JAX trainer would not
+    carry metric variables updated inside a layer's `call()`).
+    """
+
+    def __init__(self, layer, name):
+        super().__init__(name=name, dtype="float32")
+        # A weak reference: the variables belong to the layer, and Keras'
+        # saving walks a metric's attributes (a strong one would lead it
+        # from the metric back into the layer, endlessly).
+        self._layer = weakref.ref(layer)
+
+    def update_state(self, *args, **kwargs):
+        """Does nothing: the layer accumulates in `call()`."""
+
+    def reset_state(self):
+        layer = self._layer()
+        layer.kl_total.assign(0.0)
+        layer.kl_count.assign(0.0)
+
+    def result(self):
+        layer = self._layer()
+        total, count = layer.kl_total, layer.kl_count
+        if _keras_compat.hidden_by_stateless_scope(total):
+            # Inside Keras' JAX metrics phase: the value is unknown there.
+            return ops.convert_to_tensor(float("nan"), dtype="float32")
+        return ops.divide_no_nan(total, count)

@@ -5,6 +5,7 @@ import warnings
 import keras
 from keras import ops
 
+from keras_vae_layers import _backend
 from keras_vae_layers import _keras_compat
 from keras_vae_layers import losses as vae_losses
 from keras_vae_layers._validation import check_choice
@@ -16,7 +17,7 @@ from keras_vae_layers.latents import latent_points
 from keras_vae_layers.layers import KLDivergenceLayer
 from keras_vae_layers.layers import SamplingLayer
 from keras_vae_layers.models import _data_checks
-from keras_vae_layers.models import _tf_step
+from keras_vae_layers.models import backends
 from keras_vae_layers.models.encoder_outputs import check_encoder_outputs
 from keras_vae_layers.models.encoder_outputs import split_encoder_outputs
 
@@ -98,6 +99,7 @@ class VAEModel(keras.Model):
                  eps_clip=5.0, seed=None, **kwargs):
         element_reduction = renamed(kwargs, "reduction", "element_reduction",
                                     element_reduction, "sum", "VAEModel")
+        _backend.check_no_tf_distribute("VAEModel")
         super().__init__(**kwargs)
         for arg, value in (("encoder", encoder), ("decoder", decoder)):
             if not isinstance(value, keras.layers.Layer):
@@ -177,6 +179,7 @@ class VAEModel(keras.Model):
                     "reco_loss, kl_loss, neg_elbo and beta; compile it with "
                     "just an optimizer."
                 )
+        _backend.check_no_tf_distribute("VAEModel.compile")
         super().compile(optimizer=optimizer, **kwargs)
 
     def compile_from_config(self, config):
@@ -205,6 +208,7 @@ class VAEModel(keras.Model):
         Returns:
             The `History` object, as `keras.Model.fit`.
         """
+        _backend.check_no_tf_distribute("VAEModel.fit")
         _data_checks.check_fit_call(self, super().fit, args, kwargs)
         return super().fit(*args, **kwargs)
 
@@ -214,6 +218,7 @@ class VAEModel(keras.Model):
         Returns:
             What `keras.Model.evaluate` returns.
         """
+        _backend.check_no_tf_distribute("VAEModel.evaluate")
         _data_checks.check_evaluate_call(self, super().evaluate, args,
                                          kwargs)
         return super().evaluate(*args, **kwargs)
@@ -266,11 +271,13 @@ class VAEModel(keras.Model):
         if not self.sampler.built:
             self.sampler.build([tuple(mu.shape), tuple(logvar.shape)])
         if tuple(x_hat.shape[1:]) != input_shape[1:]:
+            # Batch size shown as None: some backends build the model with
+            # the first batch's size.
             raise ValueError(
                 "VAEModel: the decoder output shape "
-                f"{tuple(x_hat.shape)} does not match the data shape "
-                f"{input_shape}; the decoder must reconstruct inputs of the "
-                "encoder's shape."
+                f"{(None,) + tuple(x_hat.shape[1:])} does not match the "
+                f"data shape {(None,) + input_shape[1:]}; the decoder must "
+                "reconstruct inputs of the encoder's shape."
             )
         self.built = True
 
@@ -372,31 +379,49 @@ class VAEModel(keras.Model):
 
     # ----------------------------------------------------------------- steps
 
-    def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        self._ensure_built(x)
-
-        def loss_fn():
-            terms = self.compute_loss_terms(x, y, sample_weight, training=True)
-            return terms["total_loss"], terms
-
-        terms = _tf_step.apply_gradient_step(self, loss_fn)
+    def _logs(self, terms, x, training):
         logs = self._update_metrics(terms, ops.shape(x)[0])
-        logs["beta"] = ops.convert_to_tensor(self.beta)
+        if training:
+            logs["beta"] = ops.convert_to_tensor(self.beta)
         return logs
 
-    def test_step(self, data):
+    def _unpack(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         self._ensure_built(x)
-        terms = self.compute_loss_terms(x, y, sample_weight, training=False)
-        return self._update_metrics(terms, ops.shape(x)[0])
+        return x, y, sample_weight
 
-    def predict_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        self._ensure_built(x)
+    def _test_logs(self, data):
+        x, y, sample_weight = self._unpack(data)
+        terms = self.compute_loss_terms(x, y, sample_weight, training=False)
+        return self._logs(terms, x, training=False)
+
+    def _predict_outputs(self, data):
+        x, _, _ = self._unpack(data)
         z, mu, logvar, x_hat = self._forward(x, training=False)
         return {"z": z, "mu": mu, "logvar": logvar,
                 "reconstruction": self._probabilities(x_hat)}
+
+    # The steps: one implementation per backend (`models.backends`). Keras
+    # calls them as `step(data)` on TensorFlow and torch and as
+    # `step(state, data)`, returning `(outputs, new_state)`, on JAX.
+
+    def train_step(self, *args):
+        """One training step: the gradient step on `total_loss`.
+
+        Returns:
+            The logs (`loss`, `total_loss`, `reco_loss`, `kl_loss`,
+            `neg_elbo`, `beta`); on JAX `(logs, new_state)`.
+        """
+        return backends.step_module().train_step(self, *args)
+
+    def test_step(self, *args):
+        """One evaluation step; returns the logs (JAX: with the state)."""
+        return backends.step_module().test_step(self, *args)
+
+    def predict_step(self, *args):
+        """One prediction step: a dict with `z`, `mu`, `logvar` and the
+        `reconstruction` (probabilities); JAX: with the state."""
+        return backends.step_module().predict_step(self, *args)
 
     # ----------------------------------------------------------- convenience
 

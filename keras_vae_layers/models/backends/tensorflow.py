@@ -1,11 +1,14 @@
-"""The one TensorFlow-specific piece of the package: the gradient step.
+"""`VAEModel`'s steps on the TensorFlow backend: the `GradientTape` step.
 
-Everything else (layers, losses, the loss terms of `VAEModel`) uses
-`keras.ops` only. Keeping the `GradientTape` here lets another backend's
-step be added beside it without touching the model.
+Imported only when the Keras backend is TensorFlow
+(`models.backends.step_module`). Everything else (layers, losses, the loss
+terms of `VAEModel`) uses `keras.ops` only.
 """
 
 import tensorflow as tf
+
+from keras_vae_layers.models.backends._stateful import predict_step  # noqa: F401
+from keras_vae_layers.models.backends._stateful import test_step  # noqa: F401
 
 
 def num_replicas_in_sync():
@@ -49,3 +52,15 @@ def apply_gradient_step(model, loss_fn):
         with tf.control_dependencies([loss]):
             model.optimizer.apply_gradients(zip(grads, weights))
     return aux
+
+
+def train_step(model, data):
+    """One training step (inside Keras' `tf.function`); returns the logs."""
+    x, y, sample_weight = model._unpack(data)
+
+    def loss_fn():
+        terms = model.compute_loss_terms(x, y, sample_weight, training=True)
+        return terms["total_loss"], terms
+
+    terms = apply_gradient_step(model, loss_fn)
+    return model._logs(terms, x, training=True)
