@@ -60,29 +60,48 @@ def require_tensorflow(feature, instead):
         )
 
 
-def check_no_tf_distribute(owner):
-    """Refuses a `tf.distribute` strategy scope on a non-TensorFlow backend.
+def _tf_distribute():
+    """`tf.distribute` if TensorFlow is loaded (no strategy and no
+    distributed dataset can exist otherwise), else `None`."""
+    return getattr(sys.modules.get("tensorflow"), "distribute", None)
+
+
+def check_no_tf_distribute(owner, *datasets):
+    """Refuses `tf.distribute` on a non-TensorFlow backend.
 
     `tf.distribute` only distributes TensorFlow-backend models: on JAX or
     torch a model built or trained inside `strategy.scope()` would silently
-    run on one device. TensorFlow is not imported to check: without it no
-    strategy can be active.
+    run on one device, and a distributed dataset's per-replica batches
+    fail deep inside Keras' data conversion. TensorFlow is not imported to
+    check.
 
     Args:
         owner: Name of the caller for the message (e.g. `"VAEModel.fit"`).
+        *datasets: `(argument name, value)` pairs of data to check for a
+            distributed dataset.
 
     Raises:
-        ValueError: inside a `tf.distribute` strategy scope on JAX/torch.
+        ValueError: inside a `tf.distribute` strategy scope, or for a
+            distributed dataset, on JAX/torch.
     """
     name = backend()
-    if name == "tensorflow":
+    distribute = _tf_distribute()
+    if name == "tensorflow" or distribute is None:
         return
-    tf = sys.modules.get("tensorflow")
-    distribute = getattr(tf, "distribute", None)
-    if distribute is None or not distribute.has_strategy():
+    instead = _DISTRIBUTION_INSTEAD.get(name, "KERAS_BACKEND=tensorflow")
+    for argument, data in datasets:
+        if isinstance(data, distribute.DistributedDataset):
+            raise ValueError(
+                f"{owner}: `{argument}` is a tf.distribute distributed "
+                f"dataset ({type(data).__name__}), but the Keras backend is "
+                f"{name!r}: its per-replica batches only feed TensorFlow-"
+                "backend models. Pass the tf.data.Dataset itself (Keras "
+                f"converts its batches on {name}) and distribute with "
+                f"{instead}."
+            )
+    if not distribute.has_strategy():
         return
     strategy = type(distribute.get_strategy()).__name__
-    instead = _DISTRIBUTION_INSTEAD.get(name, "KERAS_BACKEND=tensorflow")
     raise ValueError(
         f"{owner}: a tf.distribute strategy scope ({strategy}) is active, "
         f"but the Keras backend is {name!r}; tf.distribute only "

@@ -62,7 +62,9 @@ def sigmoid_logits(tensor):
     output tensor (Keras' own `binary_crossentropy` uses it): the logits
     form of the cross-entropy is cheaper and exact where probabilities
     saturate. `None` when the tensor did not come from a sigmoid or the
-    backend keeps no such attribute, and the caller uses probabilities.
+    backend keeps no such attribute (JAX inside `jax.jit`: tracers take no
+    attributes, so JAX's compiled steps never see the logits), and the
+    caller uses probabilities.
     """
     return getattr(tensor, "_keras_logits", None)
 

@@ -59,9 +59,14 @@ __all__ = [
 LOG_2PI = math.log(2.0 * math.pi)
 
 
+def _dtype(x):
+    # A string on every backend (torch tensors carry `torch.float32`).
+    return keras.backend.standardize_dtype(x.dtype)
+
+
 def _float32(x):
     x = ops.convert_to_tensor(x)
-    if x.dtype != "float32":
+    if _dtype(x) != "float32":
         x = ops.cast(x, "float32")
     return x
 
@@ -481,7 +486,7 @@ def _float_tensor(x):
     # Keep float64 inputs in float64 (where the backend has it); everything
     # else is computed in float32, as the loss terms above.
     x = ops.convert_to_tensor(x)
-    if x.dtype not in ("float32", "float64"):
+    if _dtype(x) not in ("float32", "float64"):
         x = ops.cast(x, "float32")
     return x
 
@@ -508,7 +513,7 @@ def gaussian_log_density(x, mean, logvar):
     -0.918938...
     """
     x, mean, logvar = (_float_tensor(v) for v in (x, mean, logvar))
-    dtype = "float64" if all(v.dtype == "float64"
+    dtype = "float64" if all(_dtype(v) == "float64"
                              for v in (x, mean, logvar)) else "float32"
     x, mean, logvar = (ops.cast(v, dtype) for v in (x, mean, logvar))
     return -0.5 * (ops.square(x - mean) * ops.exp(-logvar) + logvar + LOG_2PI)

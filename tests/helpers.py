@@ -16,16 +16,16 @@ STEPS_ARE_TRACED = BACKEND != "torch"
 steps run eagerly, so there is no trace to count or repeat."""
 
 
-def assert_no_retrace(counter, traces_before, new_traces, model=None,
-                      functions=None):
-    """Asserts the traced steps were reused (TensorFlow, JAX), or on torch
-    that Keras kept the same step functions (`functions`: the
-    `{"train": model.train_function, ...}` captured before)."""
+def trace_mark(counter, *models):
+    """What a retrace changes: `counter.traces` where Keras traces its
+    steps (TensorFlow, JAX); on torch, where steps run eagerly and the
+    counter counts calls, the identity of the models' step functions (a
+    rebuilt function is the eager analogue of a retrace)."""
     if STEPS_ARE_TRACED:
-        assert counter.traces == traces_before + new_traces
-        return
-    for kind, function in (functions or {}).items():
-        assert getattr(model, f"{kind}_function") is function, kind
+        return counter.traces
+    return tuple(id(getattr(model, f"{kind}_function", None))
+                 for model in models
+                 for kind in ("train", "test", "predict"))
 
 
 class TraceCounter(keras.layers.Layer):
@@ -66,6 +66,15 @@ def dense_vae(input_dim=16, latent_dim=2, beta=1.0, nested=False, seed=1,
         out = decoder(encoder(x2)[0])
         return keras.Model(x2, out, name="vae")
     return keras.Model(x, dec_dense(z), name="vae")
+
+
+def saved_weights(model):
+    """`model.get_weights()` without the KL layers' running KL sum and
+    count: non-trainable weights that are logged, never saved."""
+    running = {id(v) for layer in _keras_compat.all_layers(model)
+               if isinstance(layer, KLDivergenceLayer)
+               for v in (layer.kl_total, layer.kl_count)}
+    return [np.array(w) for w in model.weights if id(w) not in running]
 
 
 def find_layer(model, cls):

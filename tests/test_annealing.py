@@ -13,10 +13,12 @@ from keras_vae_layers import VAEModel
 from keras_vae_layers.callbacks import KLAnnealing
 from keras_vae_layers.callbacks import beta_schedule
 
+from helpers import STEPS_ARE_TRACED
 from helpers import TraceCounter
 from helpers import binary_data
 from helpers import dense_vae
 from helpers import find_layer
+from helpers import trace_mark
 
 X = binary_data(32)
 
@@ -45,6 +47,7 @@ class BetaRecorder(keras.callbacks.Callback):
         self.batches = []
 
     def on_train_batch_end(self, batch, logs=None):
+        _ = self.model  # on JAX: sync the trainer state into the variables
         self.batches.append(self.read())
 
     def on_epoch_end(self, epoch, logs=None):
@@ -382,12 +385,13 @@ def test_no_retrace_across_epochs():
 
     class Count(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            traces.append(counter.traces)
+            traces.append(trace_mark(counter, self.model))
 
     model.fit(X, X, epochs=4, batch_size=16, verbose=0,
               callbacks=[KLAnnealing("linear", warmup_epochs=3, per="step"),
                          Count()])
-    assert traces[0] >= 1
+    if STEPS_ARE_TRACED:
+        assert traces[0] >= 1
     assert traces == [traces[0]] * 4
 
     counter = TraceCounter()

@@ -76,7 +76,9 @@ def expected_counts(cfg, intermediate_dim=None, intermediate_bn=False,
             enc_nt += 2 * intermediate_dim
         head_in = intermediate_dim
     enc_t += 2 * dense(head_in, z)
-    enc_nt += 2  # KLDivergenceLayer.beta and SamplingLayer.eps_factor
+    # SamplingLayer.eps_factor; KLDivergenceLayer.beta and its running KL
+    # sum and count.
+    enc_nt += 4
 
     dec_t = dense(z, flat)
     dec_nt = 0
@@ -95,15 +97,16 @@ def expected_counts(cfg, intermediate_dim=None, intermediate_bn=False,
 
 def published_count(model):
     """Trainable weights + BN moving statistics, i.e. what the original VAE
-    reported: everything except the two documented non-trainable scalars
-    (`KLDivergenceLayer.beta`, `SamplingLayer.eps_factor`)."""
+    reported: everything except the documented non-trainable scalars of the
+    package layers (`SamplingLayer.eps_factor`; `KLDivergenceLayer.beta`
+    and its running KL sum and count)."""
     scalars = [w for layer in model.layers
                if isinstance(layer, (KLDivergenceLayer, SamplingLayer))
                for w in layer.weights]
-    # Guard the exclusion itself: exactly those two scalars (encoder only),
+    # Guard the exclusion itself: exactly those four scalars (encoder only),
     # and every other non-trainable weight is a BN moving statistic.
     assert [tuple(w.shape) for w in scalars] == (
-        [(), ()] if scalars else [])
+        [()] * 4 if scalars else [])
     bn_stats = [w for layer in model.layers
                 if isinstance(layer, keras.layers.BatchNormalization)
                 for w in layer.non_trainable_weights]
@@ -136,7 +139,7 @@ def test_digits_param_counts():
     encoder, decoder = build(intermediate_dim=32)
     (enc_t, enc_nt), (dec_t, dec_nt) = expected_counts(DIGITS, 32)
     assert n_params(encoder.trainable_weights) == enc_t
-    assert n_params(encoder.non_trainable_weights) == enc_nt == 2
+    assert n_params(encoder.non_trainable_weights) == enc_nt == 4
     assert n_params(decoder.trainable_weights) == dec_t
     assert n_params(decoder.non_trainable_weights) == dec_nt == 0
     # Hand count for this config, to guard the helper itself:
@@ -188,7 +191,7 @@ def test_default_reproduces_published_faces_counts(z_dim, intermediate_dim,
                                                    encoder, decoder):
     enc, dec = build(FACES, z_dim=z_dim, intermediate_dim=intermediate_dim)
     assert published_count(enc) == encoder
-    assert enc.count_params() == encoder + 2  # + beta and eps_factor
+    assert enc.count_params() == encoder + 4  # + the package's scalars
     if decoder is not None:
         assert published_count(dec) == dec.count_params() == decoder
 
@@ -574,15 +577,16 @@ def test_kl_layer_false_leaves_the_kl_term_to_the_model():
                   decoder_filters=(1,), decoder_kernel_sizes=3,
                   decoder_strides=2)
     with_layer, _ = build_conv_encoder_decoder(**kwargs, beta=0.3)
-    assert with_layer.get_layer("kl_divergence").beta.numpy() == (
-        pytest.approx(0.3))
+    assert float(keras.ops.convert_to_numpy(
+        with_layer.get_layer("kl_divergence").beta)) == pytest.approx(0.3)
     plain, decoder = build_conv_encoder_decoder(**kwargs, kl_layer=False)
     assert not any(isinstance(layer, KLDivergenceLayer)
                    for layer in plain.layers)
-    # Same trainable structure either way; only the KL layer's beta differs.
-    assert plain.count_params() == with_layer.count_params() - 1
+    # Same trainable structure either way; only the KL layer's beta and
+    # running KL statistics differ.
+    assert plain.count_params() == with_layer.count_params() - 3
     vae = VAEModel(plain, decoder, beta=0.3)  # accepted: one owner
-    assert float(vae.beta.numpy()) == pytest.approx(0.3)
+    assert float(keras.ops.convert_to_numpy(vae.beta)) == pytest.approx(0.3)
     with pytest.raises(ValueError, match=r"`beta`=0\.5 was given with "
                        r"kl_layer=False.*VAEModel\(beta=\.\.\.\)"):
         build_conv_encoder_decoder(**kwargs, kl_layer=False, beta=0.5)

@@ -68,12 +68,23 @@ def test_is_called_tracks_the_first_call():
 
 def test_sigmoid_logits_are_cached_on_sigmoid_outputs():
     logits = keras.ops.convert_to_tensor(np.array([[-3.0, 0.5]], "float32"))
-    probs = keras.ops.sigmoid(logits)
+    probs = keras.activations.sigmoid(logits)
     cached = _keras_compat.sigmoid_logits(probs)
     assert cached is not None
     np.testing.assert_allclose(keras.ops.convert_to_numpy(cached),
                                [[-3.0, 0.5]])
     assert _keras_compat.sigmoid_logits(logits) is None
+
+
+def test_hidden_by_stateless_scope_sees_unmapped_variables():
+    mapped = keras.Variable(1.0)
+    other = keras.Variable(2.0)
+    assert not _keras_compat.hidden_by_stateless_scope(other)
+    with keras.StatelessScope(state_mapping=[(mapped, 3.0)]):
+        assert not _keras_compat.hidden_by_stateless_scope(mapped)
+        assert _keras_compat.hidden_by_stateless_scope(other)
+        other.assign(5.0)  # an assignment inside the scope maps it
+        assert not _keras_compat.hidden_by_stateless_scope(other)
 
 
 def test_callback_model_attribute_is_where_set_model_stores_it():

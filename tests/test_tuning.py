@@ -350,6 +350,7 @@ def test_bayesian_optimization_completes(data, tmp_path):
     assert tuner.get_best_models(1)[0].built
 
 
+@pytest.mark.tf_only  # tf.distribute
 def test_distribution_strategy(data, tmp_path):
     import tensorflow as tf
 

@@ -43,7 +43,10 @@ class KLAnnealing(CopySafeCallback):
     set in `on_epoch_begin`, so `fit(initial_epoch=...)` continues the
     schedule where it was. With `per="step"` the value for the global step
     is set in `on_train_batch_begin` (with `steps_per_execution > 1`, once
-    per execution); the global step is the optimizer's `iterations` (read
+    per execution; on JAX each per-step assignment first syncs the
+    trainer's state into the variables, as any callback that writes
+    variables mid-epoch must); the global step is the optimizer's
+    `iterations` (read
     once per epoch, plus the batch index within the epoch), like a Keras
     learning-rate schedule. It is saved and restored with the optimizer's
     state, so the schedule continues across `fit()` calls and after a
@@ -170,6 +173,11 @@ class KLAnnealing(CopySafeCallback):
         )
 
     def _assign(self, value):
+        # On JAX the trainer holds the model state outside the variables
+        # during an epoch and reads the variables again only after a sync;
+        # reading `self.model` syncs, so the assignment reaches the next
+        # step instead of being overwritten (a no-op elsewhere).
+        _ = self.model
         for variable in self._variables:
             variable.assign(value)
 

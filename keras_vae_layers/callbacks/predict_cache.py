@@ -13,6 +13,11 @@ In `predict()` and `evaluate()` Keras 3 builds (or reuses) the function
 `model.predict_function`/`model.test_function` again for every batch. So a
 rebuild inside those hooks is the function the batches then run; that is
 what `PredictCacheRefresh(on="predict_begin")` does.
+
+The freezing happens where Keras traces its steps: TensorFlow
+(`tf.function`) and JAX (`jax.jit`). On torch Keras runs the steps eagerly
+by default, so Python attributes are read on every call; a refresh there
+costs nothing but rebuilding the (untraced) function objects.
 """
 
 import copy

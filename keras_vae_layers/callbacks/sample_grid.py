@@ -12,6 +12,7 @@ import os
 import keras
 import numpy as np
 
+from keras_vae_layers import _backend
 from keras_vae_layers import diagnostics
 from keras_vae_layers._validation import check_choice
 from keras_vae_layers._validation import check_finite_number
@@ -58,7 +59,9 @@ class SampleGridLogger(CopySafeCallback):
     With `log_dir`, the grids also go to TensorBoard as `tf.summary.image`
     (`"samples"`, `"reconstructions"`) at step `epoch` (0-based, like
     `keras.callbacks.TensorBoard`'s epoch scalars). The writer is created
-    in `on_train_begin` and closed in `on_train_end`.
+    in `on_train_begin` and closed in `on_train_end`. This needs TensorFlow
+    installed (on any Keras backend); without it, `log_dir` raises an
+    `ImportError` at construction saying what to install.
 
     The decoder is `decoder=` if given, else `model.decoder` (`VAEModel`),
     else the nested decoder sub-model of a Functional VAE; the encoder
@@ -152,6 +155,12 @@ class SampleGridLogger(CopySafeCallback):
                 f"received {log_dir!r}."
             )
         self.log_dir = None if log_dir is None else os.fspath(log_dir)
+        if self.log_dir is not None:
+            # TensorBoard images are written with tf.summary: fine on any
+            # Keras backend if TensorFlow is installed; say so now if not.
+            _backend.require_tensorflow(
+                f"{owner}(log_dir=...) (TensorBoard images via tf.summary)",
+                "omit `log_dir` (the PNG grids need no TensorFlow)")
         for name, value in (("decoder", decoder), ("encoder", encoder)):
             if value is not None and not isinstance(value, keras.layers.Layer):
                 raise ValueError(
@@ -231,7 +240,7 @@ class SampleGridLogger(CopySafeCallback):
         self._z = latent_points(self.rows * self.cols, z_dim, self.seed,
                                 self.distribution, self.limit)
         if self.log_dir is not None and self._writer is None:
-            import tensorflow as tf  # TensorBoard output is TF-only.
+            import tensorflow as tf  # tf.summary, on any Keras backend.
 
             self._writer = tf.summary.create_file_writer(self.log_dir)
 

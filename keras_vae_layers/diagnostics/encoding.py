@@ -104,6 +104,12 @@ def _iter_batches(x):
         for i in range(len(x)):
             yield x[i]
         return
+    if keras.backend.backend() != "tensorflow" and callable(
+            getattr(x, "as_numpy_iterator", None)):
+        # A tf.data.Dataset yields TensorFlow tensors, which JAX and torch
+        # models cannot take; numpy batches work on every backend.
+        yield from x.as_numpy_iterator()
+        return
     yield from x
 
 

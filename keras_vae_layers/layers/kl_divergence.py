@@ -27,12 +27,13 @@ class KLDivergenceLayer(keras.layers.Layer):
     `layer.kl_tracker` (named `metric_name`, default `"kl_loss"`): the mean
     **unweighted** KL of its calls since the metric was last reset, so
     `fit()` logs show it, also when the layer sits inside an encoder
-    sub-model. The running sum and count are two non-trainable variables
-    the layer assigns in `call()` (like `BatchNormalization`'s moving
-    statistics), so every backend's trainer carries them, JAX's stateless
-    step included. They are running statistics, not weights: they are left
-    out of `layer.weights` (so of `get_weights()` and parameter counts)
-    and of saved files, which hold `beta` only, as before.
+    sub-model. The running sum and count are two non-trainable scalar
+    weights, `kl_total` and `kl_count`, that the layer assigns in `call()`
+    (like `BatchNormalization`'s moving statistics), so every backend's
+    trainer carries them, JAX's stateless step included. They are running
+    statistics, not model state: saved files (`.keras`, `.weights.h5`)
+    hold `beta` only, as before, so files written by earlier versions and
+    on any backend load.
 
     On JAX, Keras computes per-batch logs inside its compiled step where
     the layer's variables are not visible, so the per-batch `kl_loss` of a
@@ -114,15 +115,6 @@ class KLDivergenceLayer(keras.layers.Layer):
             shape=(), initializer="zeros", trainable=False, dtype="float32",
             autocast=False, aggregation="mean", name=name,
         )
-
-    @property
-    def weights(self):
-        # The running KL statistics are state like a metric's or a seed
-        # generator's: in `variables` (what trainers carry), not in
-        # `weights` (what get_weights() returns and parameters count).
-        running = {id(getattr(self, name, None))
-                   for name in ("kl_total", "kl_count")}
-        return [w for w in super().weights if id(w) not in running]
 
     def save_own_variables(self, store):
         # `beta` only, under the key files have always used for it, so

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_vae_layers import _backend
 from keras_vae_layers._validation import shapes_compatible
 
 _KERAS_DEFAULT_BATCH_SIZE = 32
@@ -140,6 +141,9 @@ def check_fit_call(model, fit, args, kwargs):
     arguments = bind_arguments(fit, args, kwargs)
     if arguments is None:
         return
+    _backend.check_no_tf_distribute(
+        "VAEModel.fit", ("x", arguments.get("x")),
+        ("validation_data", arguments.get("validation_data")))
     data_shape = check_first_batch(
         model, arguments.get("x"), arguments.get("y"),
         arguments.get("batch_size"), "training data",
@@ -163,6 +167,8 @@ def check_evaluate_call(model, evaluate, args, kwargs):
         return
     arguments = bind_arguments(evaluate, args, kwargs)
     if arguments is not None:
+        _backend.check_no_tf_distribute("VAEModel.evaluate",
+                                        ("x", arguments.get("x")))
         check_first_batch(model, arguments.get("x"), arguments.get("y"),
                           arguments.get("batch_size"), "evaluation data")
 

@@ -100,7 +100,7 @@ def build_conv_encoder_decoder(
     (input `(96, 96, 3)`, filters `(32, 64, 128, 256)` / `(128, 64, 32, 3)`,
     kernels 3, strides 2, `batch_norm=True`, `z_dim=256`): encoder
     5,109,440 parameters (2,881,472 with `intermediate_dim=256`), decoder
-    2,757,571, not counting the encoder's two non-trainable scalars below.
+    2,757,571, not counting the encoder's non-trainable scalars below.
 
     Conventions:
 
@@ -113,7 +113,8 @@ def build_conv_encoder_decoder(
       `n_in * n_out + n_out`, `BatchNormalization` `4 * c` (2 * c trainable).
       Besides those, the encoder holds the non-trainable scalars of the
       package layers: the sampling layer's `eps_factor` and, with
-      `kl_layer=True`, the KL layer's `beta`.
+      `kl_layer=True`, the KL layer's `beta` and its running KL sum and
+      count (`kl_total`, `kl_count`; logged, never saved).
     * Dropout is applied in the encoder only; the decoder has none.
     * `activation="selu"` switches the kernels of every layer followed by
       the activation to `LecunNormal` and uses `AlphaDropout` in place of

@@ -62,6 +62,14 @@ class VAEModel(keras.Model):
     checked when the step is traced; values once per `fit()`/`evaluate()`
     call on the first batch (see `fit`). None of it adds work to a step.
 
+    Backends: the same model trains on TensorFlow (`GradientTape` in a
+    `tf.function`, `tf.distribute` strategies), JAX (a stateless `jax.jit`
+    step; `keras.distribution` for several devices) and torch
+    (`loss.backward()`, eagerly), with the same logs; `beta` and the
+    sampling switch are variables read by the step on every backend.
+    `tf.distribute` on JAX or torch raises a `ValueError` saying what to
+    use instead.
+
     Args:
         encoder: A model mapping `x` to `[z, mu, logvar]` (this order), to
             `[mu, logvar]` (the model then samples `z` with its own
@@ -208,7 +216,6 @@ class VAEModel(keras.Model):
         Returns:
             The `History` object, as `keras.Model.fit`.
         """
-        _backend.check_no_tf_distribute("VAEModel.fit")
         _data_checks.check_fit_call(self, super().fit, args, kwargs)
         return super().fit(*args, **kwargs)
 
@@ -218,10 +225,19 @@ class VAEModel(keras.Model):
         Returns:
             What `keras.Model.evaluate` returns.
         """
-        _backend.check_no_tf_distribute("VAEModel.evaluate")
         _data_checks.check_evaluate_call(self, super().evaluate, args,
                                          kwargs)
         return super().evaluate(*args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        """`keras.Model.predict`: a dict of `z`, `mu`, `logvar` and the
+        `reconstruction` (probabilities), each a numpy array.
+
+        On JAX and torch, `tf.distribute` (a strategy scope, a distributed
+        dataset) raises a `ValueError` naming what to use instead.
+        """
+        _backend.check_no_tf_distribute("VAEModel.predict", ("x", x))
+        return super().predict(x, *args, **kwargs)
 
     # ------------------------------------------------------------ structure
 
@@ -291,6 +307,27 @@ class VAEModel(keras.Model):
         # which `export()` requires.
         if not self.built or not _keras_compat.is_called(self):
             self._symbolic_call((None,) + tuple(x.shape)[1:], x.dtype)
+
+    def _ensure_called(self):
+        # The same for a model built with `build()` but never called, made
+        # before any step function exists: JAX's steps run on the state
+        # detached from the variables, where no symbolic call can run.
+        if self.built and not _keras_compat.is_called(self):
+            shape = (self.get_build_config() or {}).get("input_shape")
+            if shape is not None:
+                self._symbolic_call(tuple(shape))
+
+    def make_train_function(self, force=False):
+        self._ensure_called()
+        return super().make_train_function(force)
+
+    def make_test_function(self, force=False):
+        self._ensure_called()
+        return super().make_test_function(force)
+
+    def make_predict_function(self, force=False):
+        self._ensure_called()
+        return super().make_predict_function(force)
 
     def _symbolic_call(self, input_shape, dtype="float32"):
         self(keras.KerasTensor(input_shape,
