@@ -391,3 +391,27 @@ def test_sampling_switch_takes_effect_without_retrace():
     out = vae.predict(data, verbose=0)
     assert not np.allclose(out["z"], out["mu"])
     assert trace_mark(counter, vae) == mark
+
+
+def test_sub_layer_add_loss_values_reach_every_step():
+    """Activity regularizers add their loss in `call()`; JAX's stateless
+    step collects them through its scope, the others read them directly."""
+    x = keras.Input((16,))
+    h = keras.layers.Dense(8, activation="tanh",
+                           activity_regularizer=keras.regularizers.L2(0.5))(x)
+    encoder = keras.Model(x, [keras.layers.Dense(2)(h),
+                              keras.layers.Dense(2)(h)])
+    z = keras.Input((2,))
+    decoder = keras.Model(z, keras.layers.Dense(16, activation="sigmoid")(z))
+    vae = VAEModel(encoder, decoder)
+    vae.set_deterministic(True)
+    vae.compile(optimizer=keras.optimizers.SGD(0.0))  # frozen weights
+    data = binary_data(32)
+    hidden = keras.Model(x, h)(data)
+    activity = 0.5 * float(np.sum(ops.convert_to_numpy(hidden) ** 2)) / 32
+    assert activity > 0.1
+    for logs in (vae.evaluate(data, batch_size=32, verbose=0,
+                              return_dict=True),
+                 vae.train_on_batch(data, return_dict=True)):
+        assert logs["total_loss"] == pytest.approx(
+            logs["reco_loss"] + logs["kl_loss"] + activity, rel=1e-5)
