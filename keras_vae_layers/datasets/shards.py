@@ -84,12 +84,21 @@ def _sha256(path):
     return digest.hexdigest()
 
 
+def _relative(file, folder):
+    """`file` relative to `folder`. The listing joins every name onto
+    `folder` as given, so cutting the prefix is exact (and far cheaper than
+    `os.path.relpath` on a million names)."""
+    prefix = os.path.join(folder, "")
+    return file[len(prefix):] if file.startswith(prefix) else (
+        os.path.relpath(file, folder))
+
+
 def _listing_digest(files, folder):
     """Fingerprint of the sorted relative file names (what shard k holds)."""
     digest = hashlib.sha256()
     for file in files:
-        digest.update(os.path.relpath(file, folder).encode("utf-8",
-                                                            "surrogateescape"))
+        digest.update(_relative(file, folder).encode("utf-8",
+                                                     "surrogateescape"))
         digest.update(b"\0")
     return digest.hexdigest()
 
@@ -556,7 +565,7 @@ def write_image_shards(folder, out_dir, size=(96, 96), crop="center",
                 "bytes": nbytes, "sha256": digest,
                 "header_bytes": nbytes - count * int(np.prod(shape)),
                 "files": [start, start + len(shard_files)],
-                "skipped": sorted(os.path.relpath(f, folder)
+                "skipped": sorted(_relative(f, folder)
                                   for f, _ in shard_failed),
             }
             save()
