@@ -542,8 +542,10 @@ def write_markdown(path, report):
                                          meta["versions"].items()),
              f"- machine: {meta['machine']}, {meta['cpu_count']} CPUs, "
              f"no GPU use",
-             f"- load average (1 min) at start / end: {meta['loadavg_start']}"
-             f" / {meta.get('loadavg_end')}",
+             f"- load average (1, 5, 15 min) at start / end: "
+             f"{meta['loadavg_start']} / {meta.get('loadavg_end')}",
+             *([f"- note: {meta['flags']['note']}"]
+               if meta["flags"]["note"] else []),
              "- flags: " + ", ".join(f"`{k}={v}`" for k, v in
                                      meta["flags"].items()), ""]
     conv = report.get("conversion")
@@ -684,6 +686,9 @@ def parse_args(argv=None):
                              "temporary folder)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work folder")
+    parser.add_argument("--note", default="",
+                        help="a remark for the report, e.g. whether the "
+                             "machine was shared while measuring")
     args = parser.parse_args(argv)
     preset = QUICK if args.quick else DEFAULTS
     for name, value in preset.items():
