@@ -176,11 +176,13 @@ def _check_manifest_fields(manifest):
         # A plain name: a manifest must not point outside its directory.
         if not _SHARD_RE.match(entry["file"]):
             raise ValueError(f"bad shard file name {entry['file']!r}")
-        for key in ("index", "count", "bytes"):
+        for key in ("index", "count", "bytes", "header_bytes"):
             if not isinstance(entry[key], int) or entry[key] < 0:
                 raise ValueError(f"bad {key!r} in shard entry {entry!r}")
-        if not isinstance(entry["sha256"], str):
-            raise ValueError(f"bad 'sha256' in shard entry {entry!r}")
+        if (not isinstance(entry["sha256"], str)
+                or not isinstance(entry["skipped"], list)):
+            raise ValueError(f"bad 'sha256' or 'skipped' in shard entry "
+                             f"{entry!r}")
     if manifest["complete"] and (
             sum(e["count"] for e in manifest["shards"]) != manifest["count"]):
         raise ValueError("the shard counts do not add up to 'count'")
