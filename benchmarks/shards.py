@@ -547,7 +547,8 @@ def write_markdown(path, report):
              *([f"- note: {meta['flags']['note']}"]
                if meta["flags"]["note"] else []),
              "- flags: " + ", ".join(f"`{k}={v}`" for k, v in
-                                     meta["flags"].items()), ""]
+                                     meta["flags"].items() if k != "note"),
+             ""]
     conv = report.get("conversion")
     if conv:
         lines += ["## Conversion throughput", "",
