@@ -252,6 +252,49 @@ def decode_image(file, size=(96, 96), crop="center", color_mode="rgb"):
     return _decode(file, size, crop, _COLOR_MODES[color_mode])
 
 
+def _check_num_workers(num_workers, owner):
+    """Decoding threads: `None` means the CPU count, at most 8."""
+    if num_workers is None:
+        num_workers = min(os.cpu_count() or 1, 8)
+    return check_positive_int(num_workers, "num_workers", owner)
+
+
+def _decode_into(pool, files, out, size, crop, mode, failed):
+    """Decodes `files[i]` into `out[i]` on the thread pool `pool`.
+
+    Returns a boolean mask of the files decoded; each file that could not be
+    read is appended to `failed` as `(file, exception)` and its row of `out`
+    is left as it was.
+    """
+    ok = np.zeros(len(files), dtype=bool)
+
+    def work(i):
+        try:
+            out[i] = _decode(files[i], size, crop, mode)
+            ok[i] = True
+        except Exception as err:  # Pillow raises many types for bad files
+            failed.append((files[i], err))
+
+    list(pool.map(work, range(len(files))))
+    return ok
+
+
+def _warn_unreadable(failed, path, owner):
+    """One warning for all the files of `failed` that were skipped."""
+    if not failed:
+        return
+    failed = sorted(failed, key=lambda item: item[0])
+    names = ", ".join(os.path.basename(f) for f, _ in failed[:5])
+    more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+    first_err = failed[0][1]
+    warnings.warn(
+        f"{owner}: skipped {len(failed)} unreadable file(s) in "
+        f"{path!r}: {names}{more} (first error: "
+        f"{type(first_err).__name__}: {first_err}).",
+        stacklevel=3,
+    )
+
+
 def _cache_meta(size, crop, color_mode, max_images=None):
     meta = {"format": _CACHE_FORMAT, "size": list(size), "crop": crop,
             "color_mode": color_mode}
@@ -351,9 +394,7 @@ def load_image_folder(path, size=(96, 96), crop="center", color_mode="rgb",
     check_choice(crop, "crop", _CROPS, owner)
     check_choice(color_mode, "color_mode", tuple(_COLOR_MODES), owner)
     extensions = _check_extensions(extensions, owner)
-    if num_workers is None:
-        num_workers = min(os.cpu_count() or 1, 8)
-    num_workers = check_positive_int(num_workers, "num_workers", owner)
+    num_workers = _check_num_workers(num_workers, owner)
     progress_every = check_positive_int(progress_every, "progress_every",
                                         owner)
     if max_images is not None:
@@ -392,22 +433,16 @@ def load_image_folder(path, size=(96, 96), crop="center", color_mode="rgb",
         _log(f"{owner}: reading {len(files)} files from {path!r}.")
     start_time = time.perf_counter()
 
-    def work(i):
-        try:
-            images[i] = _decode(files[i], size, crop, mode)
-            ok[i] = True
-        except Exception as err:  # Pillow raises many types for bad files
-            failed.append((files[i], err))
-
     # Blocks bound the number of pending futures on huge folders and give
     # natural points to report progress.
     block = max(1, min(progress_every, 1024))
     with concurrent.futures.ThreadPoolExecutor(num_workers) as pool:
         done_since_report = 0
         for block_start in range(0, len(files), block):
-            indices = range(block_start, min(block_start + block, len(files)))
-            list(pool.map(work, indices))
-            done_since_report += len(indices)
+            indices = slice(block_start, min(block_start + block, len(files)))
+            ok[indices] = _decode_into(pool, files[indices], images[indices],
+                                       size, crop, mode, failed)
+            done_since_report += indices.stop - indices.start
             done = indices.stop
             if verbose and (done_since_report >= progress_every
                             or done == len(files)):
@@ -416,17 +451,7 @@ def load_image_folder(path, size=(96, 96), crop="center", color_mode="rgb",
                 _log(f"{owner}: {done}/{len(files)} files "
                      f"({done / max(elapsed, 1e-9):.0f} files/s).")
 
-    if failed:
-        failed.sort()
-        names = ", ".join(os.path.basename(f) for f, _ in failed[:5])
-        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
-        first_err = failed[0][1]
-        warnings.warn(
-            f"{owner}: skipped {len(failed)} unreadable file(s) in "
-            f"{path!r}: {names}{more} (first error: "
-            f"{type(first_err).__name__}: {first_err}).",
-            stacklevel=2,
-        )
+    _warn_unreadable(failed, path, owner)
     if not ok.any():
         raise ValueError(
             f"{owner}: none of the {len(files)} image files in {path!r} "
