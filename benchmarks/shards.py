@@ -61,8 +61,8 @@ from kl_strategies import SHAPES  # noqa: E402
 from kl_strategies import build_kwargs  # noqa: E402
 from keras_vae_layers import VAEModel  # noqa: E402
 from keras_vae_layers import build_conv_encoder_decoder  # noqa: E402
-from keras_vae_layers._io import atomic_path  # noqa: E402
-from keras_vae_layers._io import write_json_atomic  # noqa: E402
+from keras_vae_layers.io import atomic_path  # noqa: E402
+from keras_vae_layers.io import write_json_atomic  # noqa: E402
 from keras_vae_layers.datasets import ImageBatches  # noqa: E402
 from keras_vae_layers.datasets import load_image_shards  # noqa: E402
 from keras_vae_layers.datasets import load_shapes  # noqa: E402
@@ -538,7 +538,7 @@ def write_markdown(path, report):
     meta = report["meta"]
     lines = ["# Image shards: conversion, reading, memory", "",
              f"- date: {meta['date']}",
-             f"- versions: " + ", ".join(f"{k} {v}" for k, v in
+             "- versions: " + ", ".join(f"{k} {v}" for k, v in
                                          meta["versions"].items()),
              f"- machine: {meta['machine']}, {meta['cpu_count']} CPUs, "
              f"no GPU use",

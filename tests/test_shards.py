@@ -172,7 +172,7 @@ def test_rerun_with_same_settings_is_a_noop(folder, tmp_path, capsys):
 
 
 def test_progress_lines_on_stderr(folder, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(shards_module, "_PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr(shards_module.writer, "PROGRESS_SECONDS", 0.0)
     _write(folder, tmp_path / "out", verbose=True)
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[0].startswith("write_image_shards: converting 13 files from")
@@ -187,7 +187,7 @@ def test_progress_lines_on_stderr(folder, tmp_path, capsys, monkeypatch):
 def test_interrupted_conversion_resumes_and_rewrites_a_corrupt_shard(
         folder, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
-    real = shards_module._write_shard
+    real = shards_module.writer._write_shard
     written = []
 
     def stop_at_third(path, *args):
@@ -196,7 +196,7 @@ def test_interrupted_conversion_resumes_and_rewrites_a_corrupt_shard(
         written.append(os.path.basename(path))
         return real(path, *args)
 
-    monkeypatch.setattr(shards_module, "_write_shard", stop_at_third)
+    monkeypatch.setattr(shards_module.writer, "_write_shard", stop_at_third)
     with pytest.raises(KeyboardInterrupt):
         _write(folder, out)
     partial = _manifest(out)
@@ -213,7 +213,7 @@ def test_interrupted_conversion_resumes_and_rewrites_a_corrupt_shard(
     (out / "shard-00000.npy").write_bytes(bytes(data))
     kept_stamp = _stamps(out)["shard-00001.npy"]
     written.clear()
-    monkeypatch.setattr(shards_module, "_write_shard",
+    monkeypatch.setattr(shards_module.writer, "_write_shard",
                         lambda path, *args: written.append(
                             os.path.basename(path)) or real(path, *args))
     capsys.readouterr()
@@ -276,9 +276,9 @@ def test_killed_conversion_resumes_after_the_last_finished_shard(
     assert 3 <= len(finished) < 7
     stamps = _stamps(out)
 
-    real = shards_module._write_shard
+    real = shards_module.writer._write_shard
     written = []
-    monkeypatch.setattr(shards_module, "_write_shard",
+    monkeypatch.setattr(shards_module.writer, "_write_shard",
                         lambda path, *args: written.append(
                             os.path.basename(path)) or real(path, *args))
     manifest = _write(folder, out, images_per_shard=2)
