@@ -16,6 +16,7 @@ from keras_vae_layers.latents import latent_points
 from keras_vae_layers.layers import KLDivergenceLayer
 from keras_vae_layers.layers import SamplingLayer
 from keras_vae_layers.models import _data_checks
+from keras_vae_layers.models import _tf_multiworker
 from keras_vae_layers.models import _tf_step
 from keras_vae_layers.models.encoder_outputs import check_encoder_outputs
 from keras_vae_layers.models.encoder_outputs import split_encoder_outputs
@@ -383,13 +384,24 @@ class VAEModel(keras.Model):
         terms = _tf_step.apply_gradient_step(self, loss_fn)
         logs = self._update_metrics(terms, ops.shape(x)[0])
         logs["beta"] = ops.convert_to_tensor(self.beta)
-        return logs
+        # Multi-worker hook (keras-team/keras#20585): see _tf_multiworker.
+        return _tf_multiworker.step_logs(logs)
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         self._ensure_built(x)
         terms = self.compute_loss_terms(x, y, sample_weight, training=False)
-        return self._update_metrics(terms, ops.shape(x)[0])
+        logs = self._update_metrics(terms, ops.shape(x)[0])
+        # Multi-worker hook (keras-team/keras#20585): see _tf_multiworker.
+        return _tf_multiworker.step_logs(logs)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Multi-worker hook (keras-team/keras#20585) on a private method of
+        # Keras' TF trainer, the only caller: see _tf_multiworker.
+        iterator, data_batch = _tf_multiworker.symbolic_build_inputs(
+            self, iterator, data_batch)
+        return super()._maybe_symbolic_build(iterator=iterator,
+                                             data_batch=data_batch)
 
     def predict_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
