@@ -43,7 +43,14 @@ def in_multi_worker_mode(strategy=None):
     Args:
         strategy: A `tf.distribute.Strategy`; default: the current one (in a
             train step, the strategy running it).
+
+    Returns:
+        bool; `False` on other backends (TensorFlow is not imported).
     """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return False
     import tensorflow as tf
 
     if strategy is None:
