@@ -398,7 +398,7 @@ def part_format(args, work, images):
 def build_step(args):
     spec = SHAPES[args.step_shape]
     encoder, decoder = build_conv_encoder_decoder(
-        **build_kwargs(spec, spec["z_dim"]), seed=0)
+        **build_kwargs(spec, spec["z_dim"]), seed=0, kl_layer=False)
     model = VAEModel(encoder, decoder, seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     x = np.random.default_rng(0).random(
