@@ -62,13 +62,14 @@ def display_path(path):
     return path
 
 
-def run_meta(args, extra_versions=None):
+def run_meta(args, extra_versions=None, flags=None):
     """The `meta` block of a report: when, with what, where, how.
 
     Args:
         args: The parsed command line; stored under `flags`, with `out`
             relative to the repository.
         extra_versions: Further `{name: version}` entries for `versions`.
+        flags: What to store under `flags` instead of `args`.
 
     Returns:
         Dict with `date`, `versions` (python, tensorflow when it is the
@@ -103,7 +104,8 @@ def run_meta(args, extra_versions=None):
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "devices": devices,
-        "flags": dict(vars(args), out=display_path(args.out)),
+        "flags": (dict(vars(args), out=display_path(args.out))
+                  if flags is None else flags),
         "loadavg_start": loadavg(),
     }
 
@@ -116,6 +118,16 @@ def run_meta(args, extra_versions=None):
 def split_csv(text):
     """`"a, b,,c"` -> `["a", "b", "c"]`."""
     return [p.strip() for p in str(text).split(",") if p.strip()]
+
+
+def add_output_flags(parser, chart=True):
+    """`--out` (default `benchmarks/results`) and, with `chart`,
+    `--no-plot`."""
+    parser.add_argument("--out", default=RESULTS_DIR,
+                        help="output directory (default benchmarks/results)")
+    if chart:
+        parser.add_argument("--no-plot", action="store_true",
+                            help="do not write the PNG chart")
 
 
 def apply_preset(args, preset):
@@ -150,6 +162,16 @@ def markdown_header(title, meta, machine):
         "- versions: " + ", ".join(f"{k} {v}" for k, v in
                                     meta["versions"].items()),
     ]
+
+
+def targets_table(targets, detail="measured"):
+    """`## Targets` as a markdown table of `{name: {"met", "detail"}}`;
+    `detail` is the heading of the last column."""
+    lines = ["## Targets", "", f"| target | met | {detail} |", "|---|---|---|"]
+    for name, t in targets.items():
+        lines.append(f"| {name} | {'yes' if t['met'] else 'NO'} | "
+                     f"{t['detail']} |")
+    return lines + [""]
 
 
 def write_text_atomic(path, text):

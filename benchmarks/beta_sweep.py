@@ -52,7 +52,7 @@ if _ROOT not in sys.path:  # run as a script: only benchmarks/ is on it
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks._common import RESULTS_DIR  # noqa: E402
+from benchmarks._common import add_output_flags  # noqa: E402
 from benchmarks._common import apply_preset  # noqa: E402
 from benchmarks._common import loadavg  # noqa: E402
 from benchmarks._common import log  # noqa: E402
@@ -455,8 +455,7 @@ def parse_args(argv=None):
                              "run at --extra-beta for every seed")
     parser.add_argument("--extra-beta", type=float, default=4.0)
     parser.add_argument("--data-seed", type=int, default=0)
-    parser.add_argument("--out", default=RESULTS_DIR)
-    parser.add_argument("--no-plot", action="store_true")
+    add_output_flags(parser)
     args = parser.parse_args(argv)
     apply_preset(args, dict(DEFAULTS, **(QUICK if args.quick else {})))
     for key in ("betas", "seeds"):

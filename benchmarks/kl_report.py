@@ -4,6 +4,7 @@ import functools
 import json
 
 from benchmarks._common import markdown_header
+from benchmarks._common import targets_table
 from benchmarks._common import write_png
 from benchmarks.encoder_params import markdown_table as params_table
 from benchmarks.inference_switch import markdown_table as switch_table
@@ -83,12 +84,7 @@ def markdown_report(report):
             params_table(report["encoder_params"]),
         ]
     if report.get("targets"):
-        lines += ["## Targets", "", "| target | met | measured |",
-                  "|---|---|---|"]
-        for name, t in report["targets"].items():
-            lines.append(f"| {name} | {'yes' if t['met'] else 'NO'} | "
-                         f"{t['detail']} |")
-        lines.append("")
+        lines += targets_table(report["targets"])
     return "\n".join(lines)
 
 

@@ -104,8 +104,8 @@ import numpy as np  # noqa: E402
 
 from benchmarks import encoder_params  # noqa: E402
 from benchmarks import inference_switch  # noqa: E402
-from benchmarks._common import RESULTS_DIR  # noqa: E402
 from benchmarks._common import SHAPES  # noqa: E402
+from benchmarks._common import add_output_flags  # noqa: E402
 from benchmarks._common import apply_preset  # noqa: E402
 from benchmarks._common import build_kwargs  # noqa: E402
 from benchmarks._common import loadavg  # noqa: E402
@@ -185,11 +185,7 @@ def parse_args(argv=None):
                              "1e-5)")
     parser.add_argument("--seed", type=int, default=0,
                         help="weights, data and sampling (default 0)")
-    parser.add_argument("--out", default=RESULTS_DIR,
-                        help="output directory (default "
-                             "benchmarks/results)")
-    parser.add_argument("--no-plot", action="store_true",
-                        help="do not write the PNG chart")
+    add_output_flags(parser)
     parser.add_argument("--quick", action="store_true",
                         help="small settings for a quick look: "
                              + ", ".join(f"{k}={v}" for k, v in
