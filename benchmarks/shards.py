@@ -16,8 +16,8 @@ image sets larger than memory:
 * `reads`: batches/s of both readers (tf.data `load_image_shards`, shuffled;
   `ImageBatches` over the memory-mapped shards, globally shuffled) at batch
   128, interleaved round by round with `VAEModel` training steps of the
-  `faces` preset of `kl_strategies.py` (64x64x3, the package's builder) on
-  the same machine. Target: each reader >= 5x the step's images/s.
+  `faces` preset of `kl_strategies.py` (`SHAPES` in `_common.py`: 64x64x3,
+  the package's builder) on the same machine. Target: each reader >= 5x the step's images/s.
 * `verify`: the cost of `open_image_shards(verify=True)` (every checksum).
 * `no_tensorflow`: a child on the JAX backend reads the shards through
   `ImageBatches` and reports that TensorFlow was never imported.
@@ -28,14 +28,14 @@ they measure the pipeline, not the disk.
 
     python benchmarks/shards.py            # about 5-8 minutes on 2 CPU cores
     python benchmarks/shards.py --quick    # under a minute (smoke run)
+
+The targets and the markdown report live in `shards_report.py`.
 """
 
 import argparse
 import concurrent.futures
-import datetime
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -46,9 +46,9 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:  # run as a script: only benchmarks/ is on it
+    sys.path.insert(0, _ROOT)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -57,17 +57,25 @@ import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import keras_vae_layers  # noqa: E402
-from kl_strategies import SHAPES  # noqa: E402
-from kl_strategies import build_kwargs  # noqa: E402
+from benchmarks._common import SHAPES  # noqa: E402
+from benchmarks._common import add_output_flags  # noqa: E402
+from benchmarks._common import apply_preset  # noqa: E402
+from benchmarks._common import build_kwargs  # noqa: E402
+from benchmarks._common import interleaved  # noqa: E402
+from benchmarks._common import loadavg  # noqa: E402
+from benchmarks._common import log  # noqa: E402
+from benchmarks._common import run_meta  # noqa: E402
+from benchmarks._common import split_csv  # noqa: E402
+from benchmarks._common import stats  # noqa: E402
+from benchmarks._common import write_report  # noqa: E402
+from benchmarks.shards_report import judge  # noqa: E402
+from benchmarks.shards_report import markdown_report  # noqa: E402
 from keras_vae_layers import VAEModel  # noqa: E402
 from keras_vae_layers import build_conv_encoder_decoder  # noqa: E402
-from keras_vae_layers.io import atomic_path  # noqa: E402
-from keras_vae_layers.io import write_json_atomic  # noqa: E402
 from keras_vae_layers.datasets import ImageBatches  # noqa: E402
 from keras_vae_layers.datasets import load_image_shards  # noqa: E402
 from keras_vae_layers.datasets import load_shapes  # noqa: E402
 from keras_vae_layers.datasets import open_image_shards  # noqa: E402
-from keras_vae_layers.datasets import write_image_shards  # noqa: E402
 
 PARTS = ("conversion", "scaling", "format", "reads", "verify",
          "no_tensorflow")
@@ -82,16 +90,7 @@ QUICK = dict(conversion_images=60, conversion_sizes="16,24",
              scaling_source=20, images_per_shard=100,
              step_shape="tiny-faces", batch_size=16, rounds=2,
              read_batches=4, steps=2, format_images=300)
-TARGET_READ_RATIO = 5.0
-# Peak RSS may exceed the smallest run's by this share of one shard (or
-# by the floor, for allocator noise when shards are tiny).
-RSS_FLAT_SHARE = 0.5
-RSS_FLAT_FLOOR_MB = 16.0
-# Throughput (images/s) of the largest run may fall this far below the
-# smallest's (linear time, with room for a shared machine's noise).
-LINEAR_TOLERANCE = 0.25
 
-_T0 = time.perf_counter()
 _PACKAGE = os.path.dirname(os.path.abspath(keras_vae_layers.__file__))
 
 # A child that imports the datasets package without the package's
@@ -157,16 +156,6 @@ print(json.dumps({{"backend": keras.backend.backend(), "batches": n,
                   "batches_per_s": n / seconds,
                   "tensorflow_imported": "tensorflow" in sys.modules}}))
 """
-
-
-def log(*args):
-    """Progress line, prefixed with the seconds since the module loaded."""
-    print(f"[{time.perf_counter() - _T0:7.1f}s]", *args, flush=True)
-
-
-def stats(values):
-    return {"min": min(values), "median": statistics.median(values),
-            "max": max(values), "n": len(values)}
 
 
 # ----------------------------------------------------------------------------
@@ -397,8 +386,9 @@ def part_format(args, work, images):
 
 def build_step(args):
     spec = SHAPES[args.step_shape]
+    # VAEModel owns the KL term: an encoder without the KL layer.
     encoder, decoder = build_conv_encoder_decoder(
-        **build_kwargs(spec, spec["z_dim"]), seed=0, kl_layer=False)
+        **build_kwargs(spec, spec["z_dim"]), kl_layer=False, seed=0)
     model = VAEModel(encoder, decoder, seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     x = np.random.default_rng(0).random(
@@ -426,10 +416,12 @@ def part_reads(args, shard_dir):
     batches[0]
     first["ImageBatches"] = time.perf_counter() - start
     position = 1
-    per_round = {"load_image_shards": [], "ImageBatches": [], "step": []}
-    for r in range(args.rounds):
-        per_round["load_image_shards"].append(
-            _tf_read_rate(dataset, args.read_batches) * batch)
+
+    def read_tf():
+        return _tf_read_rate(dataset, args.read_batches) * batch
+
+    def read_batches():
+        nonlocal position
         start = time.perf_counter()
         for _ in range(args.read_batches):
             if position == len(batches):
@@ -437,16 +429,22 @@ def part_reads(args, shard_dir):
                 position = 0
             batches[position]
             position += 1
-        per_round["ImageBatches"].append(
-            args.read_batches * batch / (time.perf_counter() - start))
+        return args.read_batches * batch / (time.perf_counter() - start)
+
+    def train():
         start = time.perf_counter()
         for _ in range(args.steps):
             step()
-        per_round["step"].append(
-            args.steps * batch / (time.perf_counter() - start))
+        return args.steps * batch / (time.perf_counter() - start)
+
+    def progress(r, per_round):
         log(f"reads round {r + 1}/{args.rounds}: "
             + ", ".join(f"{k} {v[-1]:.0f} images/s"
                         for k, v in per_round.items()))
+
+    per_round = interleaved({"load_image_shards": read_tf,
+                             "ImageBatches": read_batches, "step": train},
+                            args.rounds, progress)
     result = {"batch_size": batch, "step_shape": args.step_shape,
               "input_shape": list(SHAPES[args.step_shape]["input_shape"]),
               "first_batch_s": first, "images_per_s": {}}
@@ -497,179 +495,6 @@ def part_no_tensorflow(args, shard_dir):
     return result
 
 
-# ----------------------------------------------------------------------------
-# Targets and report
-# ----------------------------------------------------------------------------
-
-
-def judge(report):
-    targets = {}
-    reads = report.get("reads")
-    if reads:
-        ratios = {k: v["ratio_to_step_median"]
-                  for k, v in reads["images_per_s"].items() if k != "step"}
-        targets["reads_at_least_5x_step"] = {
-            "met": all(r >= TARGET_READ_RATIO for r in ratios.values()),
-            "detail": ", ".join(f"{k} {r:.1f}x" for k, r in ratios.items())
-                      + " the step's images/s (medians)"}
-    scaling = report.get("scaling")
-    if scaling:
-        rows = scaling["rows"]
-        peaks = [r["shards"]["peak_rss_mb"] for r in rows]
-        shard_mb = max(r["shard_mb"] for r in rows)
-        targets["shards_rss_flat"] = {
-            "met": max(peaks) - min(peaks) <= max(RSS_FLAT_SHARE * shard_mb,
-                                                  RSS_FLAT_FLOOR_MB),
-            "detail": f"peak RSS {min(peaks):.0f}-{max(peaks):.0f} MB for "
-                      f"{rows[0]['images']}-{rows[-1]['images']} images "
-                      f"(one shard: {shard_mb:.0f} MB)"}
-        rates = [r["shards"]["images_per_s"] for r in rows]
-        targets["shards_time_linear"] = {
-            "met": rates[-1] >= (1 - LINEAR_TOLERANCE) * rates[0],
-            "detail": "images/s " + ", ".join(f"{v:.0f}" for v in rates)}
-    return targets
-
-
-def _fmt_int(value):
-    return f"{value:,.0f}"
-
-
-def write_markdown(path, report):
-    meta = report["meta"]
-    lines = ["# Image shards: conversion, reading, memory", "",
-             f"- date: {meta['date']}",
-             "- versions: " + ", ".join(f"{k} {v}" for k, v in
-                                         meta["versions"].items()),
-             f"- machine: {meta['machine']}, {meta['cpu_count']} CPUs, "
-             f"no GPU use",
-             f"- load average (1, 5, 15 min) at start / end: "
-             f"{meta['loadavg_start']} / {meta.get('loadavg_end')}",
-             *([f"- note: {meta['flags']['note']}"]
-               if meta["flags"]["note"] else []),
-             "- flags: " + ", ".join(f"`{k}={v}`" for k, v in
-                                     meta["flags"].items() if k != "note"),
-             ""]
-    conv = report.get("conversion")
-    if conv:
-        lines += ["## Conversion throughput", "",
-                  f"{conv['images']} synthetic JPEGs "
-                  f"{conv['source_shape'][0]}x{conv['source_shape'][1]} "
-                  "(CelebA-like), `write_image_shards`, default threads:",
-                  "", "| target size | images/s | peak RSS (MB) |",
-                  "|---|---:|---:|"]
-        for size, run in conv["sizes"].items():
-            lines.append(f"| {size}x{size} | {_fmt_int(run['images_per_s'])}"
-                         f" | {run['peak_rss_mb']:.0f} |")
-        lines.append("")
-    scaling = report.get("scaling")
-    if scaling:
-        lines += ["## Memory and time against the number of images", "",
-                  f"Synthetic JPEGs {scaling['source_side']}x"
-                  f"{scaling['source_side']} to {scaling['size']}x"
-                  f"{scaling['size']}x3, {scaling['images_per_shard']} "
-                  "images per shard; each run in a fresh child process "
-                  "(numpy + Pillow + the datasets package, no Keras).", "",
-                  "| images | shards: s | images/s | peak RSS (MB) | "
-                  "load_image_folder: s | peak RSS (MB) | the array (MB) |",
-                  "|---:|---:|---:|---:|---:|---:|---:|"]
-        for row in scaling["rows"]:
-            s, f = row["shards"], row["load_image_folder"]
-            lines.append(
-                f"| {_fmt_int(row['images'])} | {s['seconds']:.1f} | "
-                f"{_fmt_int(s['images_per_s'])} | {s['peak_rss_mb']:.0f} | "
-                f"{f['seconds']:.1f} | {f['peak_rss_mb']:.0f} | "
-                f"{row['array_mb']:.0f} |")
-        lines += ["", f"Child RSS right after its imports: "
-                  f"{scaling['rows'][0]['shards']['start_rss_mb']:.0f} MB.",
-                  ""]
-    fmt = report.get("format")
-    if fmt:
-        lines += ["## Record format", "",
-                  f"{fmt['images']} images {'x'.join(map(str, fmt['record_shape']))}"
-                  " from memory, 4 files, tf.data read at batch "
-                  f"{report['meta']['flags']['batch_size']} (interleave, "
-                  "batch, decode, prefetch; no shuffle):", "",
-                  "| format | write images/s | tf.data batches/s | "
-                  "bytes/image | random access | TensorFlow to read |",
-                  "|---|---:|---:|---:|---|---|"]
-        for name, row in fmt["formats"].items():
-            lines.append(
-                f"| {name} | {_fmt_int(row['write_images_per_s'])} | "
-                f"{row['tf_data_batches_per_s']:.1f} | "
-                f"{row['bytes_per_image']:.0f} | "
-                f"{'yes' if row['random_access'] else 'no'} | "
-                f"{'yes' if row['needs_tensorflow_to_read'] else 'no'} |")
-        lines.append("")
-    reads = report.get("reads")
-    if reads:
-        lines += ["## Reading against training", "",
-                  f"Batch {reads['batch_size']}, "
-                  f"{'x'.join(map(str, reads['input_shape']))}, "
-                  f"{meta['flags']['rounds']} interleaved rounds "
-                  f"({meta['flags']['read_batches']} batches per reader, "
-                  f"{meta['flags']['steps']} `VAEModel` steps of the "
-                  f"`{reads['step_shape']}` preset per round); images/s:",
-                  "", "| source | min | median | max | batches/s (median) | "
-                  "/ step (median) | worst case |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
-        for name, entry in reads["images_per_s"].items():
-            ratio = entry.get("ratio_to_step_median")
-            worst = entry.get("ratio_to_step_worst_case")
-            lines.append(
-                f"| {name} | {_fmt_int(entry['min'])} | "
-                f"{_fmt_int(entry['median'])} | {_fmt_int(entry['max'])} | "
-                f"{entry['batches_per_s_median']:.1f} | "
-                f"{'-' if ratio is None else f'{ratio:.1f}x'} | "
-                f"{'-' if worst is None else f'{worst:.1f}x'} |")
-        lines += ["", "Time to the first batch: " + ", ".join(
-            f"{k} {v:.2f} s" for k, v in reads["first_batch_s"].items())
-            + ". Worst case: the slowest read round against the fastest "
-            "step round.", ""]
-    verify = report.get("verify")
-    if verify:
-        lines += ["## Checksums on open", "",
-                  f"{_fmt_int(verify['images'])} images, "
-                  f"{verify['bytes'] / 2**20:.0f} MB: the default checks "
-                  f"(manifest, sizes, headers) take "
-                  f"{verify['open_seconds'] * 1000:.1f} ms; `verify=True` "
-                  f"(every SHA-256) {verify['verify_seconds']:.2f} s "
-                  f"({verify['verify_mb_per_s']:.0f} MB/s from the page "
-                  "cache).", ""]
-    no_tf = report.get("no_tensorflow")
-    if no_tf:
-        lines += ["## Reading without TensorFlow", "",
-                  f"A child on the `{no_tf['backend']}` backend read "
-                  f"{no_tf['batches']} batches through "
-                  "`ImageBatches(open_image_shards(...))` at "
-                  f"{no_tf['batches_per_s']:.1f} batches/s; TensorFlow "
-                  f"imported: {no_tf['tensorflow_imported']}.", ""]
-    if report["targets"]:
-        lines += ["## Targets", "", "| target | met | detail |",
-                  "|---|---|---|"]
-        for name, t in report["targets"].items():
-            lines.append(f"| {name} | {'yes' if t['met'] else 'NO'} | "
-                         f"{t['detail']} |")
-        lines.append("")
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write("\n".join(lines))
-
-
-def _display_path(path):
-    root = os.path.dirname(_HERE)
-    full = os.path.abspath(path)
-    if os.path.commonpath([root, full]) == root:
-        return os.path.relpath(full, root)
-    return path
-
-
-def _loadavg():
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
-
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -681,7 +506,7 @@ def parse_args(argv=None):
         parser.add_argument(flag, default=None, type=type(value),
                             help=f"default {value} (--quick: "
                                  f"{QUICK[name]})")
-    parser.add_argument("--out", default=os.path.join(_HERE, "results"))
+    add_output_flags(parser, chart=False)
     parser.add_argument("--work-dir", default=None,
                         help="where the JPEGs and shards go (default: a new "
                              "temporary folder)")
@@ -691,11 +516,8 @@ def parse_args(argv=None):
                         help="a remark for the report, e.g. whether the "
                              "machine was shared while measuring")
     args = parser.parse_args(argv)
-    preset = QUICK if args.quick else DEFAULTS
-    for name, value in preset.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    args.parts = [p for p in args.parts.split(",") if p]
+    apply_preset(args, QUICK if args.quick else DEFAULTS)
+    args.parts = split_csv(args.parts)
     unknown = sorted(set(args.parts) - set(PARTS))
     if unknown:
         parser.error(f"unknown part(s) {unknown}; expected some of {PARTS}")
@@ -716,22 +538,10 @@ def main(argv=None):
     """Runs the benchmark; returns the exit status (0)."""
     args = parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
-    report = {"meta": {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds"),
-        "versions": {"python": platform.python_version(),
-                     "numpy": np.__version__, "pillow": PIL.__version__,
-                     "tensorflow": tf.__version__,
-                     "keras": keras.__version__,
-                     "keras_vae_layers": keras_vae_layers.__version__},
-        "machine": f"{platform.system()} {platform.machine()} "
-                   f"({platform.processor() or 'unknown processor'})",
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "flags": {k: v for k, v in vars(args).items()
-                  if k not in ("out", "work_dir")},
-        "loadavg_start": _loadavg(),
-    }}
+    report = {"meta": run_meta(
+        args, extra_versions={"pillow": PIL.__version__},
+        flags={k: v for k, v in vars(args).items()
+               if k not in ("out", "work_dir")})}
     work = args.work_dir or tempfile.mkdtemp(prefix="kvl_shards_bench_")
     os.makedirs(work, exist_ok=True)
     size = SHAPES[args.step_shape]["input_shape"][0]
@@ -753,15 +563,12 @@ def main(argv=None):
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    report["meta"]["loadavg_end"] = _loadavg()
+    report["meta"]["loadavg_end"] = loadavg()
     report["targets"] = judge(report)
     for name, t in report["targets"].items():
         log(f"target {name}: {'met' if t['met'] else 'NOT met'} "
             f"({t['detail']})")
-    write_json_atomic(os.path.join(args.out, "shards.json"), report)
-    write_markdown(os.path.join(args.out, "shards.md"), report)
-    log(f"wrote {_display_path(os.path.join(args.out, 'shards.json'))} and "
-        "shards.md")
+    write_report(args.out, "shards", report, markdown_report(report))
     return 0
 
 
