@@ -39,12 +39,16 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:  # run as a script: only examples/ is on it
+    sys.path.insert(0, _ROOT)
+
 import keras  # noqa: E402
 
+from examples._common import history_as_floats  # noqa: E402
 from keras_vae_layers import VAEModel  # noqa: E402
 from keras_vae_layers import build_conv_encoder_decoder  # noqa: E402
 from keras_vae_layers import distribute  # noqa: E402
-from keras_vae_layers.io import history_as_floats  # noqa: E402
 from keras_vae_layers.io import write_json_atomic  # noqa: E402
 from keras_vae_layers.callbacks import SampleGridLogger  # noqa: E402
 from keras_vae_layers.callbacks import VAECheckpoint  # noqa: E402
