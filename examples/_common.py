@@ -134,3 +134,16 @@ def print_outputs(written, seconds, out_dir):
     width = max((len(k) for k in written), default=0) + 2
     for what, path in written.items():
         print(f"  {what:{width}s} {path}")
+
+
+def without_option(argv, option):
+    """`argv` without `option` and its value (`--opt v` or `--opt=v`)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == option:
+            skip = True
+        elif not arg.startswith(option + "="):
+            out.append(arg)
+    return out

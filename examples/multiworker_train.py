@@ -45,6 +45,7 @@ if _ROOT not in sys.path:  # run as a script: only examples/ is on it
 
 import keras  # noqa: E402
 
+from examples._common import without_option  # noqa: E402
 from examples._common import history_as_floats  # noqa: E402
 from keras_vae_layers import VAEModel  # noqa: E402
 from keras_vae_layers import build_conv_encoder_decoder  # noqa: E402
@@ -129,24 +130,11 @@ def parse_args(argv):
     return args
 
 
-def _without_option(argv, option):
-    """`argv` without `option` and its value (`--opt v` or `--opt=v`)."""
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == option:
-            skip = True
-        elif not arg.startswith(option + "="):
-            out.append(arg)
-    return out
-
-
 def launch_local(args, argv):
     """Starts `args.local_workers` copies of this script on this machine."""
     ports = distribute.free_ports(args.local_workers)
     workers = ",".join(f"localhost:{port}" for port in ports)
-    base = _without_option(argv, "--local-workers")
+    base = without_option(argv, "--local-workers")
     commands = [
         [sys.executable, os.path.abspath(__file__), *base,
          "--workers", workers, "--index", str(i)]

@@ -42,9 +42,14 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:  # run as a script: only examples/ is on it
+    sys.path.insert(0, _ROOT)
+
 import keras  # noqa: E402
 import keras_tuner  # noqa: E402
 
+from examples._common import without_option  # noqa: E402
 from keras_vae_layers import distribute  # noqa: E402
 from keras_vae_layers.io import atomic_path  # noqa: E402
 from keras_vae_layers.io import write_json_atomic  # noqa: E402
@@ -129,24 +134,11 @@ def parse_args(argv):
     return args
 
 
-def _without_option(argv, option):
-    """`argv` without `option` and its value (`--opt v` or `--opt=v`)."""
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == option:
-            skip = True
-        elif not arg.startswith(option + "="):
-            out.append(arg)
-    return out
-
-
 def launch_local(args, argv):
     """Starts the chief and `args.local_workers` workers on this machine."""
     port = distribute.free_ports(1)[0]
     command = [sys.executable, os.path.abspath(__file__),
-               *_without_option(argv, "--local-workers")]
+               *without_option(argv, "--local-workers")]
     names = ["chief"] + [f"tuner{i}" for i in range(args.local_workers)]
     envs = [{"KERASTUNER_TUNER_ID": name, "KERASTUNER_ORACLE_IP": "127.0.0.1",
              "KERASTUNER_ORACLE_PORT": str(port)}
