@@ -37,30 +37,37 @@ Usage:
 """
 
 import argparse
-import datetime
 import functools
 import os
-import platform
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:  # run as a script: only benchmarks/ is on it
+    sys.path.insert(0, _ROOT)
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-import keras_vae_layers  # noqa: E402
+from benchmarks._common import add_output_flags  # noqa: E402
+from benchmarks._common import apply_preset  # noqa: E402
+from benchmarks._common import loadavg  # noqa: E402
+from benchmarks._common import log  # noqa: E402
+from benchmarks._common import markdown_header  # noqa: E402
+from benchmarks._common import require_positive  # noqa: E402
+from benchmarks._common import run_meta  # noqa: E402
+from benchmarks._common import split_csv  # noqa: E402
+from benchmarks._common import write_png  # noqa: E402
+from benchmarks._common import write_report  # noqa: E402
 from keras_vae_layers import VAEModel  # noqa: E402
 from keras_vae_layers import build_conv_encoder_decoder  # noqa: E402
 from keras_vae_layers import datasets  # noqa: E402
 from keras_vae_layers import diagnostics  # noqa: E402
 from keras_vae_layers import evaluation  # noqa: E402
-from keras_vae_layers.io import atomic_path  # noqa: E402
-from keras_vae_layers.io import write_json_atomic  # noqa: E402
 from keras_vae_layers.callbacks import KLAnnealing  # noqa: E402
-
-_HERE = os.path.dirname(os.path.abspath(__file__))
 
 DEFAULTS = dict(betas="0.5,1,2,4,8", seeds="0,1,2", epochs=15, n_train=8000,
                 n_test=2000, n_ll=250, ll_samples=500, score_points=300,
@@ -87,14 +94,6 @@ METRICS = (
 )
 DISENTANGLEMENT = ("mig", "dci_disentanglement", "dci_completeness", "sap",
                    "beta_vae_score", "factor_vae_score")
-
-_T0 = time.perf_counter()
-
-
-def log(*args):
-    """Progress line, prefixed with the seconds since the module loaded."""
-    print(f"[{time.perf_counter() - _T0:7.1f}s]", *args, flush=True)
-
 
 # ----------------------------------------------------------------------------
 # One run
@@ -291,16 +290,14 @@ def verdict(trends):
 
 
 def markdown_report(report):
+    """The report as markdown: environment, results, trend, notes."""
     meta, flags = report["meta"], report["meta"]["flags"]
-    lines = [
-        "# beta sweep on the built-in shapes set",
-        "",
-        f"- date: {meta['date']}",
-        f"- machine: {meta['machine']}, {meta['cpu_count']} CPU cores, "
-        f"devices {', '.join(meta['devices'])}; load average at start "
-        f"{meta['loadavg_start']}, at end {meta.get('loadavg_end')}",
-        "- versions: " + ", ".join(f"{k} {v}" for k, v in
-                                    meta["versions"].items()),
+    lines = markdown_header(
+        "beta sweep on the built-in shapes set", meta,
+        f"{meta['machine']}, {meta['cpu_count']} CPU cores, devices "
+        f"{', '.join(meta['devices'])}; load average at start "
+        f"{meta['loadavg_start']}, at end {meta.get('loadavg_end')}")
+    lines += [
         f"- wall time: {meta.get('wall_seconds', 0):.0f} s",
         f"- data: {flags['n_train']} binary {flags['size']}x{flags['size']} "
         f"sprites for training, {flags['n_test']} held out (metrics), "
@@ -355,24 +352,16 @@ def markdown_report(report):
     return "\n".join(lines)
 
 
-def write_text_atomic(path, text):
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-
-
 def plot_report(report, path):
     """Each metric against beta (log axis), mean with half-range bars.
 
     Returns the path written, or `None` when matplotlib is missing.
     """
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log("matplotlib is not installed: skipping the PNG chart.")
-        return None
+    return write_png(path, functools.partial(_metric_charts, report),
+                     dpi=90)
+
+
+def _metric_charts(report, plt):
     plain = sorted((e for e in report["summary"].values()
                     if e["variant"] == "plain"), key=lambda e: e["beta"])
     others = [e for e in report["summary"].values()
@@ -399,11 +388,7 @@ def plot_report(report, path):
         ax.axis("off")
     if others:
         axes.flat[0].legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
-    return path
+    return fig
 
 
 # ----------------------------------------------------------------------------
@@ -411,24 +396,24 @@ def plot_report(report, path):
 # ----------------------------------------------------------------------------
 
 
-def _floats(text):
-    values = [float(p) for p in str(text).split(",") if p.strip()]
-    if not values or any(v < 0 for v in values):
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated non-negative numbers, got {text!r}")
-    return values
+def _non_negative(cast, what):
+    """An argparse `type`: comma-separated non-negative `cast` values."""
+    def parse(text):
+        values = [cast(p) for p in split_csv(text)]
+        if not values or any(v < 0 for v in values):
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated non-negative {what}, got "
+                f"{text!r}")
+        return values
+    return parse
 
 
-def _ints(text):
-    values = [int(p) for p in str(text).split(",") if p.strip()]
-    if not values or any(v < 0 for v in values):
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated non-negative ints, got {text!r}")
-    return values
+_floats = _non_negative(float, "numbers")
+_ints = _non_negative(int, "ints")
 
 
 def _extras(text):
-    values = [p.strip() for p in str(text).split(",") if p.strip()]
+    values = split_csv(text)
     bad = [v for v in values if v not in EXTRAS]
     if bad:
         raise argparse.ArgumentTypeError(
@@ -470,66 +455,19 @@ def parse_args(argv=None):
                              "run at --extra-beta for every seed")
     parser.add_argument("--extra-beta", type=float, default=4.0)
     parser.add_argument("--data-seed", type=int, default=0)
-    parser.add_argument("--out", default=os.path.join(_HERE, "results"))
-    parser.add_argument("--no-plot", action="store_true")
+    add_output_flags(parser)
     args = parser.parse_args(argv)
-    preset = dict(DEFAULTS, **(QUICK if args.quick else {}))
-    for key, value in preset.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    apply_preset(args, dict(DEFAULTS, **(QUICK if args.quick else {})))
     for key in ("betas", "seeds"):
         if isinstance(getattr(args, key), str):
             setattr(args, key, (_floats if key == "betas" else _ints)(
                 getattr(args, key)))
-    for key in ("epochs", "n_train", "n_test", "n_ll", "ll_samples",
-                "score_points", "size", "batch_size", "z_dim"):
-        if getattr(args, key) < 1:
-            parser.error(f"--{key.replace('_', '-')} must be >= 1")
+    require_positive(parser, args, ("epochs", "n_train", "n_test", "n_ll",
+                                    "ll_samples", "score_points", "size",
+                                    "batch_size", "z_dim"))
     if args.n_ll > args.n_test:
         parser.error("--n-ll must not exceed --n-test")
     return args
-
-
-def _display_path(path):
-    root = os.path.dirname(_HERE)
-    full = os.path.abspath(path)
-    if os.path.commonpath([root, full]) == root:
-        return os.path.relpath(full, root)
-    return path
-
-
-def _loadavg():
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
-
-
-def _meta(args):
-    import sklearn
-
-    versions = {"python": platform.python_version(),
-                "keras": keras.__version__,
-                "backend": keras.backend.backend(),
-                "numpy": np.__version__,
-                "scikit-learn": sklearn.__version__,
-                "keras_vae_layers": keras_vae_layers.__version__}
-    devices = ["CPU"]
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        versions["tensorflow"] = tf.__version__
-        devices = [d.device_type for d in tf.config.list_physical_devices()]
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds"),
-        "versions": versions,
-        "machine": f"{platform.system()} {platform.machine()}",
-        "cpu_count": os.cpu_count(),
-        "devices": devices,
-        "flags": dict(vars(args), out=_display_path(args.out)),
-        "loadavg_start": _loadavg(),
-    }
 
 
 def load_data(args):
@@ -550,7 +488,10 @@ def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     start = time.perf_counter()
-    report = {"meta": _meta(args)}
+    import sklearn
+
+    report = {"meta": run_meta(
+        args, extra_versions={"scikit-learn": sklearn.__version__})}
     plan = [(beta, seed, "plain") for seed in args.seeds
             for beta in args.betas]
     plan += [(args.extra_beta, seed, extra) for seed in args.seeds
@@ -567,18 +508,10 @@ def main(argv=None):
     report["summary"] = summarise(runs)
     report["trend"] = trend(report["summary"])
     report["verdict"] = verdict(report["trend"])
-    report["meta"]["loadavg_end"] = _loadavg()
+    report["meta"]["loadavg_end"] = loadavg()
     report["meta"]["wall_seconds"] = round(time.perf_counter() - start, 1)
-    json_path = os.path.join(args.out, "beta_sweep.json")
-    md_path = os.path.join(args.out, "beta_sweep.md")
-    write_json_atomic(json_path, report)
-    write_text_atomic(md_path, markdown_report(report))
-    log(f"wrote {json_path}")
-    log(f"wrote {md_path}")
-    if not args.no_plot:
-        png = plot_report(report, os.path.join(args.out, "beta_sweep.png"))
-        if png:
-            log(f"wrote {png}")
+    write_report(args.out, "beta_sweep", report, markdown_report(report),
+                 None if args.no_plot else plot_report)
     log(report["verdict"])
     log(f"total wall time {report['meta']['wall_seconds']:.0f} s")
     return 0

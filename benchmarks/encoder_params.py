@@ -155,6 +155,42 @@ def count_encoder_params(input_shape=DEFAULT_INPUT_SHAPE,
     }
 
 
+def _csv(values):
+    return ",".join("none" if v is None else str(v) for v in values)
+
+
+# (flag, default, help) of the table's options, without a prefix.
+_TABLE_FLAGS = (
+    ("input-shape", "x".join(map(str, DEFAULT_INPUT_SHAPE)), "HxWxC"),
+    ("z-dims", _csv(DEFAULT_Z_DIMS), "comma-separated latent sizes"),
+    ("intermediate-dims", _csv(DEFAULT_INTERMEDIATE_DIMS),
+     "comma-separated sizes, 'none' = no layer"),
+    ("filters", _csv(DEFAULT_FILTERS), "encoder filters"),
+)
+
+
+def add_table_flags(parser, prefix="", topic=""):
+    """Adds `--{prefix}input-shape`, `--{prefix}z-dims`,
+    `--{prefix}intermediate-dims` and `--{prefix}filters` to `parser`."""
+    for flag, default, text in _TABLE_FLAGS:
+        parser.add_argument(f"--{prefix}{flag}", default=default,
+                            help=f"{topic}{text} (default {default})")
+
+
+def count_from_flags(args, prefix="", batch_norm=True,
+                     intermediate_batch_norm=False, log=None):
+    """`count_encoder_params` on the options of `add_table_flags`."""
+    def flag(name):
+        return getattr(args, (prefix + name).replace("-", "_"))
+
+    return count_encoder_params(
+        parse_shape(flag("input-shape")), parse_int_list(flag("z-dims")),
+        parse_int_list(flag("intermediate-dims"), allow_none=True),
+        parse_int_list(flag("filters")), batch_norm, intermediate_batch_norm,
+        log=log,
+    )
+
+
 def markdown_table(result):
     """The rows of `count_encoder_params` as a markdown table."""
     cfg = result["config"]
@@ -186,15 +222,7 @@ def main(argv=None):
         description="Count conv VAE encoder parameters with and without an "
                     "intermediate Dense layer (see docs/design.md)."
     )
-    parser.add_argument("--input-shape", default="96x96x3",
-                        help="HxWxC (default 96x96x3)")
-    parser.add_argument("--z-dims", default="256,512",
-                        help="comma-separated latent sizes (default 256,512)")
-    parser.add_argument("--intermediate-dims", default="none,256,512",
-                        help="comma-separated sizes, 'none' = no layer "
-                             "(default none,256,512)")
-    parser.add_argument("--filters", default="32,64,128,256",
-                        help="encoder filters (default 32,64,128,256)")
+    add_table_flags(parser)
     parser.add_argument("--no-batch-norm", action="store_true")
     parser.add_argument("--intermediate-batch-norm", action="store_true",
                         help="BatchNormalization after the intermediate "
@@ -202,11 +230,10 @@ def main(argv=None):
     parser.add_argument("--json", default=None,
                         help="also write the result to this JSON file")
     args = parser.parse_args(argv)
-    result = count_encoder_params(
-        parse_shape(args.input_shape), parse_int_list(args.z_dims),
-        parse_int_list(args.intermediate_dims, allow_none=True),
-        parse_int_list(args.filters), not args.no_batch_norm,
-        args.intermediate_batch_norm, log=lambda *a: print(*a, flush=True),
+    result = count_from_flags(
+        args, batch_norm=not args.no_batch_norm,
+        intermediate_batch_norm=args.intermediate_batch_norm,
+        log=lambda *a: print(*a, flush=True),
     )
     print(markdown_table(result))
     if args.json:

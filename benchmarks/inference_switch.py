@@ -34,17 +34,25 @@ result in its report under `"switch"`.
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:  # run as a script: only benchmarks/ is on it
+    sys.path.insert(0, _ROOT)
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
+from benchmarks._common import SHAPES  # noqa: E402
+from benchmarks._common import build_kwargs  # noqa: E402
+from benchmarks._common import interleaved  # noqa: E402
+from benchmarks._common import ms_since  # noqa: E402
+from benchmarks._common import stats  # noqa: E402
 from keras_vae_layers import SamplingLayer  # noqa: E402
 from keras_vae_layers import build_conv_encoder_decoder  # noqa: E402
 
@@ -83,15 +91,6 @@ class PythonFlagSampling(keras.layers.Layer):
 
     def compute_output_spec(self, inputs):
         return keras.KerasTensor(inputs[0].shape, dtype=inputs[0].dtype)
-
-
-def _stats(values):
-    return {
-        "min": float(min(values)),
-        "median": float(statistics.median(values)),
-        "max": float(max(values)),
-        "n": len(values),
-    }
 
 
 def _build_models(build_kwargs, seed):
@@ -162,19 +161,21 @@ def run_switch_benchmark(build_kwargs, batch_size, repeats=5,
     def predict(model):
         return model.predict(x, batch_size=batch_size, verbose=0)
 
+    def timed_predict(model):
+        t0 = time.perf_counter()
+        predict(model)
+        return ms_since(t0)
+
     # First predict() traces; then a baseline of predict() with no switch.
     for model in (ours, flagged):
         predict(model)
         predict(model)
-    baseline = []
-    for _ in range(max(repeats, 3)):
-        for model in (ours, flagged):
-            t0 = time.perf_counter()
-            predict(model)
-            baseline.append((time.perf_counter() - t0) * 1e3)
+    baseline = interleaved({"ours": lambda: timed_predict(ours),
+                            "flagged": lambda: timed_predict(flagged)},
+                           max(repeats, 3))
     result = {
         "batch_size": int(batch_size),
-        "predict_ms": _stats(baseline),
+        "predict_ms": stats(baseline["ours"] + baseline["flagged"]),
         "methods": {},
     }
 
@@ -185,31 +186,12 @@ def run_switch_benchmark(build_kwargs, batch_size, repeats=5,
         value = float(i % 2 == 0)  # 1, 0, 1, 0, ...: alternate on/off
         t0 = time.perf_counter()
         sampler.eps_factor.assign(value)
-        assign_ms.append((time.perf_counter() - t0) * 1e3)
+        assign_ms.append(ms_since(t0))
     sampler.eps_factor.assign(1.0)
-    before = counter.traces
-    switch_ms, total_ms, honoured = [], [], []
-    deterministic = False
-    for _ in range(repeats):
-        deterministic = not deterministic
-        t0 = time.perf_counter()
-        sampler.eps_factor.assign(0.0 if deterministic else 1.0)
-        t1 = time.perf_counter()
-        out = predict(ours)
-        t2 = time.perf_counter()
-        switch_ms.append((t1 - t0) * 1e3)
-        total_ms.append((t2 - t0) * 1e3)
-        honoured.append(_deterministic(out) == deterministic)
+    result["methods"]["eps_factor_assign"] = _time_switches(
+        lambda off: sampler.eps_factor.assign(0.0 if off else 1.0),
+        lambda: predict(ours), counter, repeats, assign_ms)
     sampler.eps_factor.assign(1.0)
-    retraces = counter.traces - before
-    result["methods"]["eps_factor_assign"] = {
-        "switch_ms": _stats(assign_ms + switch_ms),
-        "switch_plus_predict_ms": _stats(total_ms),
-        "retraces_total": int(retraces),
-        "switches": int(repeats),
-        "retraces_per_switch": retraces / repeats,
-        "honoured": bool(all(honoured)),
-    }
 
     # The pitfall: flip the Python flag, no refresh -> ignored.
     flag.sample = False
@@ -229,32 +211,45 @@ def run_switch_benchmark(build_kwargs, batch_size, repeats=5,
     for name, refresh in (("make_predict_function", refresh_predict),
                           ("recompile", recompile)):
         log(f"  switch: {name}")
-        before = counter2.traces
-        switch_ms, total_ms, honoured = [], [], []
-        deterministic = False
-        for _ in range(repeats):
-            deterministic = not deterministic
-            t0 = time.perf_counter()
-            flag.sample = not deterministic
+
+        def switch(off, refresh=refresh):
+            flag.sample = not off
             refresh()
-            t1 = time.perf_counter()
-            out = predict(flagged)
-            t2 = time.perf_counter()
-            switch_ms.append((t1 - t0) * 1e3)
-            total_ms.append((t2 - t0) * 1e3)
-            honoured.append(_deterministic(out) == deterministic)
-        retraces = counter2.traces - before
-        result["methods"][name] = {
-            "switch_ms": _stats(switch_ms),
-            "switch_plus_predict_ms": _stats(total_ms),
-            "retraces_total": int(retraces),
-            "switches": int(repeats),
-            "retraces_per_switch": retraces / repeats,
-            "honoured": bool(all(honoured)),
-        }
+
+        result["methods"][name] = _time_switches(
+            switch, lambda: predict(flagged), counter2, repeats)
         flag.sample = True
         refresh()
     return result
+
+
+def _time_switches(switch, predict, counter, repeats, extra_switch_ms=()):
+    """Switches sampling off and on `repeats` times, each followed by a
+    `predict()`; returns the method's entry of the report.
+
+    `switch(off)` turns sampling off (`True`) or on; `extra_switch_ms` are
+    further timings of the bare switch, pooled into `switch_ms`.
+    """
+    before = counter.traces
+    switch_ms, total_ms, honoured = [], [], []
+    deterministic = False
+    for _ in range(repeats):
+        deterministic = not deterministic
+        t0 = time.perf_counter()
+        switch(deterministic)
+        switch_ms.append(ms_since(t0))
+        out = predict()
+        total_ms.append(ms_since(t0))
+        honoured.append(_deterministic(out) == deterministic)
+    retraces = counter.traces - before
+    return {
+        "switch_ms": stats(list(extra_switch_ms) + switch_ms),
+        "switch_plus_predict_ms": stats(total_ms),
+        "retraces_total": int(retraces),
+        "switches": int(repeats),
+        "retraces_per_switch": retraces / repeats,
+        "honoured": bool(all(honoured)),
+    }
 
 
 def markdown_table(results):
@@ -288,23 +283,19 @@ def markdown_table(results):
 
 
 def main(argv=None):
-    # Shapes live in kl_strategies; imported here so both share presets.
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import kl_strategies
-
     parser = argparse.ArgumentParser(
         description="Time switching VAE sampling on/off at inference time "
                     "(see docs/design.md)."
     )
     parser.add_argument("--shape", default="digits",
-                        choices=sorted(kl_strategies.SHAPES))
+                        choices=sorted(SHAPES))
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--z-dim", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    spec = kl_strategies.SHAPES[args.shape]
-    kwargs = kl_strategies.build_kwargs(spec, args.z_dim or spec["z_dim"])
+    spec = SHAPES[args.shape]
+    kwargs = build_kwargs(spec, args.z_dim or spec["z_dim"])
     res = run_switch_benchmark(kwargs, args.batch_size, args.repeats,
                                seed=args.seed,
                                log=lambda *a: print(*a, flush=True))

@@ -16,21 +16,26 @@ Dense) streaming float batches from a `tf.data` pipeline, then writes into
 Run:  python examples/image_folder_vae.py PATH/TO/FOLDER [--epochs 5]
 """
 
-import argparse
 import os
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:  # run as a script: only examples/ is on it
+    sys.path.insert(0, _ROOT)
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_vae_layers import VAEModel  # noqa: E402
-from keras_vae_layers import build_conv_encoder_decoder  # noqa: E402
+from examples._common import build_vae  # noqa: E402
+from examples._common import history_as_floats  # noqa: E402
+from examples._common import parse_ints  # noqa: E402
+from examples._common import print_outputs  # noqa: E402
+from examples._common import run_dir  # noqa: E402
+from examples._common import run_parser  # noqa: E402
 from keras_vae_layers.io import atomic_path  # noqa: E402
-from keras_vae_layers.io import history_as_floats  # noqa: E402
-from keras_vae_layers.io import print_outputs  # noqa: E402
 from keras_vae_layers.io import write_json_atomic  # noqa: E402
 from keras_vae_layers.datasets import load_image_folder  # noqa: E402
 from keras_vae_layers.datasets import make_image_dataset  # noqa: E402
@@ -39,15 +44,9 @@ from keras_vae_layers.images import save_grid  # noqa: E402
 LIMITS = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
 
 
-def parse_ints(text):
-    return tuple(int(v) for v in text.split(","))
-
-
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = run_parser(__doc__, "faces")
     parser.add_argument("folder", help="folder of JPEG/PNG images")
-    parser.add_argument("--name", default="faces")
-    parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--filters", type=parse_ints, default=(32, 64, 128, 256),
                         help="encoder filters, comma-separated")
@@ -70,8 +69,7 @@ def main(argv=None):
         parser.error(f"--size {args.size} must be a multiple of {stride_product} "
                      f"(stride 2 per conv layer, {len(args.filters)} layers)")
 
-    out_dir = os.path.join(args.runs_dir, args.name)
-    os.makedirs(out_dir, exist_ok=True)
+    out_dir = run_dir(args)
     keras.utils.set_random_seed(args.seed)
 
     t0 = time.time()
@@ -84,20 +82,11 @@ def main(argv=None):
     print(f"images: {len(train)} train / {len(val)} val, shape "
           f"{images.shape[1:]}, loaded in {time.time() - t0:.1f}s")
 
-    channels = images.shape[-1]
-    decoder_filters = tuple(reversed(args.filters[:-1])) + (channels,)
-    encoder, decoder = build_conv_encoder_decoder(
-        images.shape[1:], z_dim=args.z_dim, encoder_filters=args.filters,
-        encoder_kernel_sizes=3, encoder_strides=2,
-        decoder_filters=decoder_filters, decoder_kernel_sizes=3,
-        decoder_strides=2, batch_norm=True,
-        intermediate_dim=args.intermediate_dim or None,
-        kl_layer=False,  # VAEModel owns the KL term and its beta
-    )
-    print(f"encoder {encoder.count_params():,} params, decoder "
-          f"{decoder.count_params():,} params")
-    vae = VAEModel(encoder, decoder, beta=args.beta)
-    vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+    vae = build_vae(images.shape[1:], args.z_dim, args.filters, 3,
+                    beta=args.beta, batch_norm=True,
+                    intermediate_dim=args.intermediate_dim or None)
+    print(f"encoder {vae.encoder.count_params():,} params, decoder "
+          f"{vae.decoder.count_params():,} params")
     ds = make_image_dataset(train, batch_size=args.batch_size, seed=args.seed)
     val_ds = make_image_dataset(val, batch_size=args.batch_size, shuffle=False)
     # The dataset shuffles itself; shuffle=False silences Keras' warning.
@@ -120,7 +109,7 @@ def main(argv=None):
         os.path.join(out_dir, "reconstructions.png"), 2, len(originals))
     decoder_path = os.path.join(out_dir, "decoder.weights.h5")
     with atomic_path(decoder_path) as tmp:
-        decoder.save_weights(tmp)
+        vae.decoder.save_weights(tmp)
     written["decoder_weights"] = decoder_path
     written["metrics"] = os.path.join(out_dir, "metrics.json")
     write_json_atomic(written["metrics"], {
@@ -133,4 +122,3 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
-    sys.exit(0)

@@ -16,18 +16,22 @@ Writes `runs/<name>/inference_switch.json` with the measured figures.
 Run:  python examples/inference_switch.py [--name switch]
 """
 
-import argparse
 import os
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:  # run as a script: only examples/ is on it
+    sys.path.insert(0, _ROOT)
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_vae_layers import VAEModel  # noqa: E402
-from keras_vae_layers import build_conv_encoder_decoder  # noqa: E402
+from examples._common import build_vae  # noqa: E402
+from examples._common import run_dir  # noqa: E402
+from examples._common import run_parser  # noqa: E402
 from keras_vae_layers.io import write_json_atomic  # noqa: E402
 from keras_vae_layers.callbacks import refresh_predict_cache  # noqa: E402
 from keras_vae_layers.datasets import load_shapes  # noqa: E402
@@ -49,25 +53,16 @@ class PythonSwitchNoise(keras.layers.Layer):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--name", default="switch")
-    parser.add_argument("--runs-dir", default="runs")
+    parser = run_parser(__doc__, "switch")
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--size", type=int, default=28)
     args = parser.parse_args(argv)
-    out_dir = os.path.join(args.runs_dir, args.name)
-    os.makedirs(out_dir, exist_ok=True)
+    out_dir = run_dir(args)
     keras.utils.set_random_seed(0)
 
     x = load_shapes(args.n, size=args.size, dtype="float32")[0]
-    encoder, decoder = build_conv_encoder_decoder(
-        x.shape[1:], z_dim=4, encoder_filters=(16, 32),
-        encoder_kernel_sizes=3, encoder_strides=2, decoder_filters=(16, 1),
-        decoder_kernel_sizes=3, decoder_strides=2, kl_layer=False,
-    )
-    vae = VAEModel(encoder, decoder)
-    vae.compile(optimizer="adam")
+    vae = build_vae(x.shape[1:], 4, (16, 32), 3)
     vae.fit(x, epochs=args.epochs, batch_size=64, verbose=2)
     probe = x[:256]
 
@@ -126,4 +121,3 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
-    sys.exit(0)

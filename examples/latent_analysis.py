@@ -46,7 +46,6 @@ samples look like the data", not a perceptual metric.
 Run:  python examples/latent_analysis.py [--epochs 6] [--name latent]
 """
 
-import argparse
 import logging
 import math
 import os
@@ -58,19 +57,29 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # warnings about that are noise here.
 logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:  # run as a script: only examples/ is on it
+    sys.path.insert(0, _ROOT)
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from examples._common import build_conv_stack  # noqa: E402
+from examples._common import build_vae  # noqa: E402
+from examples._common import holdout_split  # noqa: E402
+from examples._common import parse_ints  # noqa: E402
+from examples._common import print_outputs  # noqa: E402
+from examples._common import require_at_least  # noqa: E402
+from examples._common import run_dir  # noqa: E402
+from examples._common import run_parser  # noqa: E402
+from examples._common import write_radius_histograms  # noqa: E402
 from keras_vae_layers import ReconstructionLoss  # noqa: E402
-from keras_vae_layers import VAEModel  # noqa: E402
-from keras_vae_layers import build_conv_encoder_decoder  # noqa: E402
 from keras_vae_layers import diagnostics  # noqa: E402
 from keras_vae_layers import losses  # noqa: E402
-from keras_vae_layers.io import print_outputs  # noqa: E402
 from keras_vae_layers.io import write_json_atomic  # noqa: E402
 from keras_vae_layers.datasets import load_shapes  # noqa: E402
 from keras_vae_layers.images import save_grid  # noqa: E402
-from keras_vae_layers.models.vae import latent_points  # noqa: E402
+from keras_vae_layers.latents import latent_points  # noqa: E402
 
 MODELS = ("ae", "vae_tiny_beta", "vae")
 N_SHOWN = 8  # reconstructions shown per model
@@ -80,14 +89,8 @@ Z_EQUALS_MU = 0.05    # mean |z - mu| below 5 % of the spread of mu
 LOGVAR_GAP = 2.0      # tiny-beta mean logvar at least this far below vae's
 
 
-def parse_ints(text):
-    return tuple(int(v) for v in text.split(","))
-
-
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--name", default="latent", help="run name: runs/<name>")
-    parser.add_argument("--runs-dir", default="runs")
+    parser = run_parser(__doc__, "latent")
     parser.add_argument("--n", type=int, default=6000, help="number of images")
     parser.add_argument("--size", type=int, default=32,
                         help="image size (a multiple of 2**len(filters))")
@@ -107,12 +110,9 @@ def parse_args(argv):
         parser.error(f"--size must be a multiple of {stride_product} (stride 2 "
                      f"per conv layer, {len(args.filters)} layers) and >= 8, "
                      f"got {args.size}")
-    for flag in ("epochs", "z_dim", "batch_size", "n_samples"):
-        if getattr(args, flag) < 1:
-            parser.error(f"--{flag.replace('_', '-')} must be >= 1, got "
-                         f"{getattr(args, flag)}")
-    if args.n < 20:
-        parser.error(f"--n must be >= 20, got {args.n}")
+    require_at_least(parser, args, 1, "epochs", "z_dim", "batch_size",
+                     "n_samples")
+    require_at_least(parser, args, 20, "n")
     for flag in ("tiny_beta", "beta"):
         value = getattr(args, flag)
         if not (math.isfinite(value) and value >= 0):
@@ -126,17 +126,9 @@ def parse_args(argv):
 # ----------------------------------------------------------------------------
 
 
-def build_stack(args):
-    keras.utils.set_random_seed(args.seed)  # identical initial weights
-    # No KL layer: the AE has no KL term and VAEModel owns its own.
-    return build_conv_encoder_decoder(
-        (args.size, args.size, 1), z_dim=args.z_dim,
-        encoder_filters=args.filters, encoder_kernel_sizes=4,
-        encoder_strides=2,
-        decoder_filters=tuple(reversed(args.filters[:-1])) + (1,),
-        decoder_kernel_sizes=4, decoder_strides=2, kl_layer=False,
-        seed=args.seed,
-    )
+def stack_args(args):
+    """The `build_conv_stack` arguments all three models share."""
+    return ((args.size, args.size, 1), args.z_dim, args.filters, 4)
 
 
 def build_ae(args):
@@ -144,7 +136,8 @@ def build_ae(args):
 
     Returns `(autoencoder, code_model, decoder)`.
     """
-    encoder, decoder = build_stack(args)
+    keras.utils.set_random_seed(args.seed)  # identical initial weights
+    encoder, decoder = build_conv_stack(*stack_args(args), seed=args.seed)
     code = keras.Model(encoder.input, encoder.get_layer("mu").output,
                        name="ae_encoder")
     x = keras.Input((args.size, args.size, 1), name="ae_input")
@@ -152,13 +145,6 @@ def build_ae(args):
     ae.compile(optimizer=keras.optimizers.Adam(1e-3),
                loss=ReconstructionLoss("bce"))
     return ae, code, decoder
-
-
-def build_vae(args, beta):
-    encoder, decoder = build_stack(args)
-    vae = VAEModel(encoder, decoder, beta=beta, seed=args.seed)
-    vae.compile(optimizer=keras.optimizers.Adam(1e-3))
-    return vae
 
 
 def train(args, x_train, x_val):
@@ -185,7 +171,8 @@ def train(args, x_train, x_val):
         lambda x: ae.predict(x, batch_size=256, verbose=0),
     )
     for name, beta in (("vae_tiny_beta", args.tiny_beta), ("vae", args.beta)):
-        vae = build_vae(args, beta)
+        keras.utils.set_random_seed(args.seed)  # identical initial weights
+        vae = build_vae(*stack_args(args), beta=beta, seed=args.seed)
         print(f"--- {name} (beta={beta:g})")
         keras.utils.set_random_seed(args.seed)
         vae.fit(x_train, validation_data=(x_val,), **fit_kwargs)
@@ -314,16 +301,13 @@ def comparison_table(results, z_dim):
 
 def main(argv=None):
     args = parse_args(argv)
-    out_dir = os.path.join(args.runs_dir, args.name)
-    os.makedirs(out_dir, exist_ok=True)
+    out_dir = run_dir(args)
     t0 = time.time()
 
     images, _ = load_shapes(args.n, size=args.size, seed=args.seed)
-    x = images.astype("float32") / 255.0
-    n_val = max(10, len(x) // 10)
-    x_train, x_val = x[n_val:], x[:n_val]
-    print(f"data: {len(x_train)} train / {n_val} held-out shapes of "
-          f"{x.shape[1:]}")
+    x_train, x_val = holdout_split(images)
+    print(f"data: {len(x_train)} train / {len(x_val)} held-out shapes of "
+          f"{x_train.shape[1:]}")
 
     models = train(args, x_train, x_val)
 
@@ -350,12 +334,10 @@ def main(argv=None):
     series = {"N(0, I) points": np.linalg.norm(z_ref, axis=1)}
     series.update({f"{m} {'code' if m == 'ae' else 'z'}": stats[m]["z_radius"]
                    for m in MODELS})
-    try:
-        written["radius_histograms"] = diagnostics.plot_radius_histograms(
-            series, os.path.join(out_dir, "radius_histograms.png"),
-            title=f"latent radius on held-out images, z_dim={args.z_dim}")
-    except ImportError as err:  # matplotlib is the optional [plot] extra
-        print(f"skipping the radius histograms: {err}")
+    write_radius_histograms(
+        written, "radius_histograms", series,
+        os.path.join(out_dir, "radius_histograms.png"),
+        title=f"latent radius on held-out images, z_dim={args.z_dim}")
 
     table = comparison_table(results, args.z_dim)
     lines, ok = verdict(results)
@@ -382,4 +364,3 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
-    sys.exit(0)

@@ -19,7 +19,6 @@ package's callbacks, and writes into `runs/<name>/`:
 Run:  python examples/train_vae.py [--epochs 10] [--name demo]
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -28,15 +27,23 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:  # run as a script: only examples/ is on it
+    sys.path.insert(0, _ROOT)
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_vae_layers import VAEModel  # noqa: E402
-from keras_vae_layers import build_conv_encoder_decoder  # noqa: E402
+from examples._common import build_vae  # noqa: E402
+from examples._common import history_as_floats  # noqa: E402
+from examples._common import holdout_split  # noqa: E402
+from examples._common import print_outputs  # noqa: E402
+from examples._common import require_at_least  # noqa: E402
+from examples._common import run_dir  # noqa: E402
+from examples._common import run_parser  # noqa: E402
+from examples._common import write_radius_histograms  # noqa: E402
 from keras_vae_layers import diagnostics  # noqa: E402
 from keras_vae_layers.io import atomic_path  # noqa: E402
-from keras_vae_layers.io import history_as_floats  # noqa: E402
-from keras_vae_layers.io import print_outputs  # noqa: E402
 from keras_vae_layers.io import write_json_atomic  # noqa: E402
 from keras_vae_layers.callbacks import KLAnnealing  # noqa: E402
 from keras_vae_layers.callbacks import LatentStatisticsLogger  # noqa: E402
@@ -45,21 +52,6 @@ from keras_vae_layers.callbacks import VAECheckpoint  # noqa: E402
 from keras_vae_layers.callbacks import restore_latest  # noqa: E402
 from keras_vae_layers.datasets import load_dataset  # noqa: E402
 from keras_vae_layers.images import save_grid  # noqa: E402
-
-
-def build_vae(size, z_dim, beta, intermediate_dim, seed):
-    """A small dSprites-style VAE: three stride-2 convs, optional Dense."""
-    encoder, decoder = build_conv_encoder_decoder(
-        (size, size, 1), z_dim=z_dim,
-        encoder_filters=(32, 64, 64), encoder_kernel_sizes=4,
-        encoder_strides=2,
-        decoder_filters=(64, 32, 1), decoder_kernel_sizes=4,
-        decoder_strides=2,
-        intermediate_dim=intermediate_dim or None, kl_layer=False, seed=seed,
-    )
-    vae = VAEModel(encoder, decoder, beta=beta, seed=seed)
-    vae.compile(optimizer=keras.optimizers.Adam(1e-3))
-    return vae
 
 
 def merged_history(metrics_path, initial_epoch, history):
@@ -74,9 +66,7 @@ def merged_history(metrics_path, initial_epoch, history):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--name", default="demo", help="run name: runs/<name>")
-    parser.add_argument("--runs-dir", default="runs")
+    parser = run_parser(__doc__, "demo")
     parser.add_argument("--dataset", default="shapes",
                         help="shapes (built-in, default), mnist or "
                              "fashion_mnist (need network access once; "
@@ -100,20 +90,15 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.size % 8 or args.size < 8:
         parser.error(f"--size must be a positive multiple of 8, got {args.size}")
-    if args.epochs < 1:
-        parser.error(f"--epochs must be >= 1, got {args.epochs}")
-    if args.n < 20:
-        parser.error(f"--n must be >= 20, got {args.n}")
-    if args.warmup_epochs < 1:
-        parser.error(f"--warmup-epochs must be >= 1, got {args.warmup_epochs}")
+    require_at_least(parser, args, 1, "epochs", "warmup_epochs")
+    require_at_least(parser, args, 20, "n")
     return args
 
 
 def main(argv=None):
     args = parse_args(argv)
-    out_dir = os.path.join(args.runs_dir, args.name)
+    out_dir = run_dir(args)
     ckpt_dir = os.path.join(out_dir, "checkpoints")
-    os.makedirs(out_dir, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
     t0 = time.time()
 
@@ -122,15 +107,15 @@ def main(argv=None):
                                  seed=args.seed)
     except ValueError as err:
         sys.exit(f"error: {err}")
-    x = images.astype("float32") / 255.0
-    n_val = max(10, len(x) // 10)
-    x_train, x_val = x[n_val:], x[:n_val]
-    print(f"data ({args.dataset}): {len(x_train)} train / {n_val} "
+    x_train, x_val = holdout_split(images)
+    print(f"data ({args.dataset}): {len(x_train)} train / {len(x_val)} "
           f"validation images of "
-          f"{x.shape[1:]} ({time.time() - t0:.1f}s)")
+          f"{x_train.shape[1:]} ({time.time() - t0:.1f}s)")
 
-    vae = build_vae(args.size, args.z_dim, args.beta, args.intermediate_dim,
-                    args.seed)
+    # A small dSprites-style VAE: three stride-2 convs, optional Dense.
+    vae = build_vae((args.size, args.size, 1), args.z_dim, (32, 64, 64), 4,
+                    beta=args.beta, seed=args.seed,
+                    intermediate_dim=args.intermediate_dim or None)
     if args.fresh and os.path.isdir(ckpt_dir):
         shutil.rmtree(ckpt_dir)  # a new run must not inherit the old "best"
     initial_epoch = restore_latest(vae, ckpt_dir)
@@ -170,14 +155,12 @@ def main(argv=None):
                                                      "samples_final.png"),
         4, 8, sharpen=args.sharpen)
     stats = diagnostics.latent_statistics(vae, x_val)
-    try:
-        written["radius_histogram"] = diagnostics.plot_radius_histograms(
-            {"z": stats["z_radius"], "mu": stats["mu_radius"]},
-            os.path.join(out_dir, "radius_histogram.png"),
-            title=f"latent radius, z_dim={args.z_dim} "
-                  f"(sqrt(z_dim) = {np.sqrt(args.z_dim):.2f})")
-    except ImportError as err:  # matplotlib is the optional [plot] extra
-        print(f"skipping the radius histogram: {err}")
+    write_radius_histograms(
+        written, "radius_histogram",
+        {"z": stats["z_radius"], "mu": stats["mu_radius"]},
+        os.path.join(out_dir, "radius_histogram.png"),
+        title=f"latent radius, z_dim={args.z_dim} "
+              f"(sqrt(z_dim) = {np.sqrt(args.z_dim):.2f})")
     model_path = os.path.join(out_dir, "vae.keras")
     with atomic_path(model_path) as tmp:
         vae.save(tmp)
@@ -203,4 +186,3 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
-    sys.exit(0)

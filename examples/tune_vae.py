@@ -29,9 +29,15 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:  # run as a script: only examples/ is on it
+    sys.path.insert(0, _ROOT)
+
 import keras  # noqa: E402
 import keras_tuner  # noqa: E402
 
+from examples._common import description  # noqa: E402
+from examples._common import require_at_least  # noqa: E402
 from keras_vae_layers.io import atomic_path  # noqa: E402
 from keras_vae_layers.io import write_json_atomic  # noqa: E402
 from keras_vae_layers.datasets import load_shapes  # noqa: E402
@@ -74,7 +80,7 @@ def _trial_row(trial):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
+        description=description(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--tuner", choices=TUNERS, default="random")
@@ -97,10 +103,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.size % 4:
         parser.error(f"--size must be a multiple of 4, got {args.size}")
-    if args.trials < 1 or args.epochs < 1:
-        parser.error("--trials and --epochs must be >= 1")
-    if args.n < 20:
-        parser.error(f"--n must be >= 20, got {args.n}")
+    require_at_least(parser, args, 1, "trials", "epochs")
+    require_at_least(parser, args, 20, "n")
 
     t_start = time.perf_counter()
     keras.utils.set_random_seed(args.seed)

@@ -3,7 +3,7 @@
 The layers, losses, `VAEModel`, the builder, `datasets`, `images` (with
 the `diagnostics` helpers its decoder grids use), `latents` and `io`
 (atomic file writing) are imported with the package. `callbacks`,
-`evaluation` and `tuning` load on first attribute access
+`distribute`, `evaluation` and `tuning` load on first attribute access
 (`kvl.callbacks.VAECheckpoint`), the way `keras.callbacks` is reached from
 `keras`: `tuning` imports keras-tuner, which a user who never tunes should
 not pay for at import time.
@@ -29,12 +29,14 @@ from keras_vae_layers.losses import vae_loss_terms
 from keras_vae_layers.models import VAEModel
 from keras_vae_layers.models import build_conv_encoder_decoder
 
-_LAZY_SUBMODULES = ("callbacks", "diagnostics", "evaluation", "tuning")
+_LAZY_SUBMODULES = ("callbacks", "diagnostics", "distribute", "evaluation",
+                    "tuning")
 
 __all__ = [
     "__version__",
     "callbacks",
     "diagnostics",
+    "distribute",
     "evaluation",
     "tuning",
     "KLDivergenceLayer",

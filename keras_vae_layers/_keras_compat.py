@@ -70,6 +70,57 @@ def sigmoid_logits(tensor):
 
 
 
+def creation_strategy(model):
+    """The `tf.distribute` strategy `model` was created under, or `None`.
+
+    Keras' TF trainer records it as `_distribute_strategy` and decides by it
+    whether `fit` builds the model from a first batch; the public
+    `distribute_strategy` property falls back to the current scope's
+    strategy instead, so it cannot tell `None` apart.
+    """
+    return getattr(model, "_distribute_strategy", None)
+
+
+def first_batch(epoch_iterator):
+    """The first batch of the epoch iterator Keras' TF trainer passes to
+    `Model._maybe_symbolic_build`, read the way that method reads it.
+
+    Iterating the epoch iterator yields `(first_step, last_step,
+    data_iterator)` triples; the batch is `next()` of the first iterator.
+
+    Returns:
+        The batch, or `None` when there is no step.
+    """
+    for _, _, data_iterator in epoch_iterator:
+        return next(data_iterator)
+    return None
+
+
+def fill_saving_skipset_cache():
+    """Makes Keras' `save_weights` of a compiled model create no variable.
+
+    `keras.src.saving.saving_lib.get_attr_skipset` caches the attribute
+    names to skip under the key `saving_attr_skipset_<type>` but looks them
+    up under `saving_attr_skiplist_<type>` (Keras 3.15.1), so the cache never
+    hits and every save of a model with an optimizer builds a throwaway
+    `Optimizer(1.0)`, whose `iterations` variable is created in the current
+    `tf.distribute` scope. Under `MultiWorkerMirroredStrategy` creating a
+    variable broadcasts its value from the chief, a collective operation:
+    the chief saving checkpoints alone (inside `strategy.scope()`) then
+    waits for workers that never join. This stores the names under the key
+    Keras reads. Call it on every worker at the same point (it creates that
+    optimizer once, in the current scope); it does nothing when the key is
+    set already.
+    """
+    from keras.src.backend.common import global_state
+    from keras.src.saving import saving_lib
+
+    key = "saving_attr_skiplist_Optimizer"
+    if global_state.get_global_attribute(key) is None:
+        global_state.set_global_attribute(
+            key, saving_lib.get_attr_skipset("Optimizer"))
+
+
 def hidden_by_stateless_scope(variable):
     """Whether a `StatelessScope` is active that does not map `variable`.
 

@@ -165,16 +165,3 @@ def _json_default(value):
     if hasattr(value, "item"):
         return value.item()
     return str(value)
-
-
-def history_as_floats(history):
-    """A Keras `History.history` dict with plain floats (JSON-ready)."""
-    return {k: [float(v) for v in vals] for k, vals in history.items()}
-
-
-def print_outputs(written, seconds, out_dir):
-    """Prints the closing lines of the examples: time and files written."""
-    print(f"done in {seconds:.0f}s; outputs in {out_dir}/:")
-    width = max((len(k) for k in written), default=0) + 2
-    for what, path in written.items():
-        print(f"  {what:{width}s} {path}")

@@ -7,7 +7,7 @@ that the output files exist. Timings are never asserted: they depend on the
 machine and its load.
 """
 
-import importlib
+import ast
 import json
 import os
 import sys
@@ -15,7 +15,13 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH_DIR = os.path.join(ROOT, "benchmarks")
+if ROOT not in sys.path:  # `benchmarks` is a folder of the repository
+    sys.path.insert(0, ROOT)
+
+from benchmarks import encoder_params  # noqa: E402
+from benchmarks import inference_switch  # noqa: E402
+from benchmarks import kl_strategies  # noqa: E402
+from benchmarks import kl_variants  # noqa: E402
 
 TINY = [
     "--shapes", "tiny-digits,tiny-faces",
@@ -27,23 +33,19 @@ TINY = [
 ]
 
 
-@pytest.fixture(scope="module")
-def kl_strategies():
-    if BENCH_DIR not in sys.path:
-        sys.path.insert(0, BENCH_DIR)
-    return importlib.import_module("kl_strategies")
+def run(argv, out):
+    """`kl_strategies.main` into `out`; returns `(status, JSON report)`."""
+    status = kl_strategies.main(argv + ["--out", str(out)])
+    return status, json.loads((out / "kl_strategies.json").read_text())
 
 
 @pytest.fixture(scope="module")
-def tiny_run(kl_strategies, tmp_path_factory):
+def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("kl_strategies")
-    status = kl_strategies.main(TINY + ["--out", str(out)])
-    with open(out / "kl_strategies.json", encoding="utf-8") as f:
-        report = json.load(f)
-    return status, report, out
+    return run(TINY, out) + (out,)
 
 
-def test_tiny_run_passes_parity_and_writes_outputs(tiny_run, kl_strategies):
+def test_tiny_run_passes_parity_and_writes_outputs(tiny_run):
     status, report, out = tiny_run
     assert status == 0
     assert report["parity_pass"] is True
@@ -66,7 +68,7 @@ def test_tiny_run_passes_parity_and_writes_outputs(tiny_run, kl_strategies):
     )
 
 
-def test_report_schema(tiny_run, kl_strategies):
+def test_report_schema(tiny_run):
     _, report, _ = tiny_run
     assert set(report) >= {"meta", "shapes", "parity", "speed", "switch",
                            "encoder_params", "targets", "parity_pass"}
@@ -78,7 +80,7 @@ def test_report_schema(tiny_run, kl_strategies):
     shapes = ["tiny-digits", "tiny-faces"]
     assert list(report["shapes"]) == shapes
 
-    others = [v for v in kl_strategies.DEFAULT_VARIANTS if v != "train_step"]
+    others = [v for v in kl_variants.DEFAULT_VARIANTS if v != "train_step"]
     for shape in shapes:
         parity = report["parity"][shape]
         assert sorted(parity) == sorted(others)
@@ -97,7 +99,7 @@ def test_report_schema(tiny_run, kl_strategies):
         assert kl["stochastic"]["loss"] != kl["deterministic"]["loss"]
 
         speed = report["speed"][shape]
-        assert sorted(speed) == sorted(kl_strategies.DEFAULT_VARIANTS)
+        assert sorted(speed) == sorted(kl_variants.DEFAULT_VARIANTS)
         for name, entry in speed.items():
             assert set(entry) >= {"ms_per_step", "min", "median",
                                   "ratio_to_ae_min", "ratio_to_ae_median",
@@ -132,35 +134,32 @@ def test_report_schema(tiny_run, kl_strategies):
     assert rows[1]["ratio_to_no_intermediate"] < 1.0
 
 
-def test_broken_strategy_fails_parity(kl_strategies, tmp_path, monkeypatch):
+def parity_only(shape, variant):
+    return ["--shapes", shape, "--parts", "parity", "--variants", variant,
+            "--batch-size", "4"]
+
+
+def test_broken_strategy_fails_parity(tmp_path, monkeypatch):
     """A KL half with the wrong factor must FAIL and exit non-zero."""
-    original = kl_strategies.kl_logvar_part
+    original = kl_variants.kl_logvar_part
 
     def wrong_logvar_part(y_true, logvar):
         return 2.0 * original(y_true, logvar)
 
-    monkeypatch.setattr(kl_strategies, "kl_logvar_part", wrong_logvar_part)
-    status = kl_strategies.main([
-        "--shapes", "tiny-digits", "--parts", "parity",
-        "--variants", "multi_output", "--batch-size", "4",
-        "--out", str(tmp_path),
-    ])
+    monkeypatch.setattr(kl_variants, "kl_logvar_part", wrong_logvar_part)
+    status, report = run(parity_only("tiny-digits", "multi_output"),
+                         tmp_path)
     assert status == 1
-    report = json.loads((tmp_path / "kl_strategies.json").read_text())
     assert report["parity_pass"] is False
     assert report["parity"]["tiny-digits"]["multi_output"]["stochastic"][
         "pass"] is False
     assert "FAIL" in (tmp_path / "kl_strategies.md").read_text()
 
 
-def test_opt_in_two_output_vae_passes_parity(kl_strategies, tmp_path):
-    status = kl_strategies.main([
-        "--shapes", "tiny-faces", "--parts", "parity",
-        "--variants", "train_step_2out", "--batch-size", "4",
-        "--out", str(tmp_path),
-    ])
+def test_opt_in_two_output_vae_passes_parity(tmp_path):
+    status, report = run(parity_only("tiny-faces", "train_step_2out"),
+                         tmp_path)
     assert status == 0
-    report = json.loads((tmp_path / "kl_strategies.json").read_text())
     parity = report["parity"]["tiny-faces"]
     # ae and train_step are always added.
     assert sorted(parity) == ["ae", "train_step_2out"]
@@ -174,18 +173,14 @@ def test_opt_in_two_output_vae_passes_parity(kl_strategies, tmp_path):
     ["--rounds", "0"],
     ["--beta", "nan"],
 ])
-def test_bad_arguments_exit_with_status_2(kl_strategies, argv, tmp_path,
-                                          capsys):
+def test_bad_arguments_exit_with_status_2(argv, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         kl_strategies.main(argv + ["--out", str(tmp_path)])
     assert info.value.code == 2
     assert "error" in capsys.readouterr().err
 
 
-def test_encoder_params_intermediate_batch_norm_opt_in(kl_strategies,
-                                                       tmp_path, capsys):
-    import encoder_params  # on sys.path through the kl_strategies fixture
-
+def test_encoder_params_intermediate_batch_norm_opt_in(tmp_path, capsys):
     out = tmp_path / "params.json"
     argv = ["--input-shape", "16x16x3", "--z-dims", "4",
             "--intermediate-dims", "none,2", "--filters", "4,8",
@@ -206,3 +201,53 @@ def test_encoder_params_intermediate_batch_norm_opt_in(kl_strategies,
     assert (slim_bn["encoder_trainable_params"]
             - slim["encoder_trainable_params"]) == 4
     assert slim_bn["decoder_params"] == slim["decoder_params"]
+
+
+def test_inference_switch_runs_on_its_own(capsys):
+    # Its shape presets come from benchmarks._common, not kl_strategies.
+    assert inference_switch.main(["--shape", "tiny-digits", "--batch-size",
+                                  "4", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    for method in inference_switch.METHODS:
+        assert f"| tiny-digits | `{method}` |" in out
+
+
+def _benchmark_imports():
+    """`{module: {benchmarks modules it imports}}` from the source."""
+    folder = os.path.join(ROOT, "benchmarks")
+    graph = {}
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(".py"):
+            continue
+        with open(os.path.join(folder, name), encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        targets = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module == "benchmarks":
+                    targets.update(a.name for a in node.names)
+                elif node.module.startswith("benchmarks."):
+                    targets.add(node.module.split(".")[1])
+        graph[name[:-3]] = targets
+    return graph
+
+
+def test_benchmark_modules_import_each_other_without_a_cycle():
+    graph = _benchmark_imports()
+    assert "_common" in graph["kl_strategies"] | graph["inference_switch"]
+    assert "kl_strategies" not in graph["inference_switch"]
+    done, stack = set(), []
+
+    def visit(module):
+        assert module not in stack, f"import cycle: {stack + [module]}"
+        if module in done:
+            return
+        stack.append(module)
+        for target in graph.get(module, ()):
+            visit(target)
+        stack.pop()
+        done.add(module)
+
+    for module in graph:
+        visit(module)
+    assert done == set(graph)

@@ -5,7 +5,6 @@ the trend logic on hand-made summaries. Never timings or metric values of
 the tiny run: they depend on the machine and on 1-epoch training.
 """
 
-import importlib
 import json
 import os
 import sys
@@ -13,7 +12,10 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH_DIR = os.path.join(ROOT, "benchmarks")
+if ROOT not in sys.path:  # `benchmarks` is a folder of the repository
+    sys.path.insert(0, ROOT)
+
+from benchmarks import beta_sweep  # noqa: E402
 
 # One beta and one extra run: two tiny trainings (tracing dominates). The
 # trend needs three betas; it is tested on hand-made summaries below.
@@ -24,22 +26,13 @@ TINY = ["--betas", "4", "--seeds", "0", "--epochs", "1",
 
 
 @pytest.fixture(scope="module")
-def beta_sweep():
-    if BENCH_DIR not in sys.path:
-        sys.path.insert(0, BENCH_DIR)
-    return importlib.import_module("beta_sweep")
-
-
-@pytest.fixture(scope="module")
-def tiny_run(beta_sweep, tmp_path_factory):
+def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("beta_sweep")
     status = beta_sweep.main(TINY + ["--out", str(out)])
-    with open(out / "beta_sweep.json", encoding="utf-8") as f:
-        report = json.load(f)
-    return status, report, out
+    return status, json.loads((out / "beta_sweep.json").read_text()), out
 
 
-def test_tiny_run_writes_a_complete_report(tiny_run, beta_sweep):
+def test_tiny_run_writes_a_complete_report(tiny_run):
     status, report, out = tiny_run
     assert status == 0
     keys = [m[0] for m in beta_sweep.METRICS]
@@ -76,7 +69,7 @@ def _summary(values_by_beta):
             for b, values in values_by_beta.items()}
 
 
-def test_trend_and_verdict_name_what_breaks(beta_sweep):
+def test_trend_and_verdict_name_what_breaks():
     keys = [m[0] for m in beta_sweep.METRICS]
     betas = [0.5, 1.0, 2.0, 4.0, 8.0]
     values = {b: {k: float(i) for k in keys} for i, b in enumerate(betas)}
@@ -107,7 +100,7 @@ def test_trend_and_verdict_name_what_breaks(beta_sweep):
     assert "| reconstruction | increases | +1.00 | yes | - |" in md
 
 
-def test_bad_flags_exit_with_usage_errors(beta_sweep, capsys):
+def test_bad_flags_exit_with_usage_errors(capsys):
     with pytest.raises(SystemExit) as info:
         beta_sweep.parse_args(["--extras", "cyclical"])
     assert info.value.code == 2

@@ -3,6 +3,8 @@
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -128,3 +130,15 @@ def test_inference_switch_example(tmp_path):
     assert pitfall["stale_output"] == pitfall["enabled_output"] == 1.0
     assert pitfall["refreshed_output"] == 0.0
     assert os.path.isfile(tmp_path / "switch" / "inference_switch.json")
+
+
+def test_examples_run_as_scripts_from_any_directory(tmp_path):
+    # `./scripts/demo` runs `python examples/train_vae.py`: the script finds
+    # `examples._common` from another folder.
+    env = dict(os.environ, PYTHONPATH="")
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "examples", "train_vae.py"),
+         "--help"], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "--runs-dir" in result.stdout and "--warmup-epochs" in result.stdout

@@ -12,12 +12,15 @@ import warnings
 
 import keras
 
+from keras_vae_layers import _keras_compat
 from keras_vae_layers import io as _io
 # Shared with `diagnostics.find_encoder` / `find_decoder`; re-exported here.
 from keras_vae_layers.diagnostics.discovery import find_encoder_decoder
 from keras_vae_layers._validation import check_choice
 from keras_vae_layers._validation import check_positive_int
 from keras_vae_layers._version import __version__
+from keras_vae_layers.distribute import is_chief
+from keras_vae_layers.distribute import is_multi_worker
 from keras_vae_layers.callbacks._callback_base import CopySafeCallback
 from keras_vae_layers.callbacks._callback_base import logs_to_floats
 from keras_vae_layers.callbacks._callback_base import to_float
@@ -145,6 +148,12 @@ class VAECheckpoint(CopySafeCallback):
     incomplete checkpoints of the run it continues; those of other runs are
     left alone (another process may be writing them).
 
+    **Multi-worker training.** Under a multi-worker `tf.distribute`
+    strategy only the chief writes (see `keras_vae_layers.distribute.
+    is_chief`); the other workers write nothing. To resume, every worker
+    calls `restore_latest` on the chief's directory, so it must be on
+    storage all of them can read.
+
     **Skipped epochs.** An epoch whose `loss` or monitored value is NaN or
     infinite, or whose model weights are not finite, is not saved (with a
     warning), so a diverged epoch never becomes the "latest" checkpoint.
@@ -245,6 +254,12 @@ class VAECheckpoint(CopySafeCallback):
     # --------------------------------------------------------------- events
 
     def on_train_begin(self, logs=None):
+        if is_multi_worker(self.model):
+            # Every worker, before the chief saves alone: Keras' saving
+            # would otherwise run a collective operation in it.
+            _keras_compat.fill_saving_skipset_cache()
+        if not is_chief(self.model):
+            return  # multi-worker training: only the chief writes
         _prepare_directory(self.directory)
         real_directory = os.path.realpath(self.directory)
         run = self._choose_run(real_directory)
@@ -286,6 +301,8 @@ class VAECheckpoint(CopySafeCallback):
                 return run
 
     def on_epoch_end(self, epoch, logs=None):
+        if not is_chief(self.model):
+            return  # multi-worker training: only the chief writes
         if self._state is None:
             self.on_train_begin()
         logs = logs or {}

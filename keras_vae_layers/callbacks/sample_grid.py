@@ -18,6 +18,7 @@ from keras_vae_layers._validation import check_choice
 from keras_vae_layers._validation import check_finite_number
 from keras_vae_layers._validation import check_positive_int
 from keras_vae_layers.callbacks._callback_base import CopySafeCallback
+from keras_vae_layers.distribute import is_chief
 from keras_vae_layers.images.decoded import check_image_shape
 from keras_vae_layers.images.decoded import check_seed
 from keras_vae_layers.images.decoded import check_sharpen
@@ -62,6 +63,12 @@ class SampleGridLogger(CopySafeCallback):
     in `on_train_begin` and closed in `on_train_end`. This needs TensorFlow
     installed (on any Keras backend); without it, `log_dir` raises an
     `ImportError` at construction saying what to install.
+
+    Under a multi-worker `tf.distribute` strategy every worker decodes the
+    grids (the forward passes are collective operations there) but only
+    the chief writes files and TensorBoard summaries (see
+    `keras_vae_layers.distribute.is_chief`); `write` returns `{}` on the
+    other workers.
 
     The decoder is `decoder=` if given, else `model.decoder` (`VAEModel`),
     else the nested decoder sub-model of a Functional VAE; the encoder
@@ -232,14 +239,16 @@ class SampleGridLogger(CopySafeCallback):
             from_logits = self.from_logits
         else:
             from_logits = bool(getattr(model, "from_logits", False))
-        os.makedirs(self.directory, exist_ok=True)
+        chief = is_chief(model)  # multi-worker training: only it writes
+        if chief:
+            os.makedirs(self.directory, exist_ok=True)
         self._decoder = decoder
         self._encoder = encoder
         self._from_logits_run = from_logits
         # Drawn once per run with the seed: every epoch decodes the same z.
         self._z = latent_points(self.rows * self.cols, z_dim, self.seed,
                                 self.distribution, self.limit)
-        if self.log_dir is not None and self._writer is None:
+        if self.log_dir is not None and self._writer is None and chief:
             import tensorflow as tf  # tf.summary, on any Keras backend.
 
             self._writer = tf.summary.create_file_writer(self.log_dir)
@@ -265,23 +274,29 @@ class SampleGridLogger(CopySafeCallback):
         """Writes the grids for the 0-based `epoch`; returns their paths."""
         owner = self._OWNER
         number = epoch + 1
-        paths = {}
-        grid = sample_grid(self._decoder, self._z, self.rows, self.cols,
-                           self.padding, self.sharpen, self._from_logits_run,
-                           self.image_shape, 256, owner)
-        paths["samples"] = save_image(grid, os.path.join(
-            self.directory, self.filename_pattern.format(epoch=number)))
-        grids = {"samples": grid}
+        grids = {"samples": sample_grid(
+            self._decoder, self._z, self.rows, self.cols, self.padding,
+            self.sharpen, self._from_logits_run, self.image_shape, 256, owner,
+        )}
         if self._encoder is not None:
-            rgrid = reconstruction_grid(
+            grids["reconstructions"] = reconstruction_grid(
                 self._encoder, self._decoder, self.reconstruction_images,
                 self.cols, self.padding, self.sharpen, self._from_logits_run,
                 self.image_shape, 256, owner,
             )
-            paths["reconstructions"] = save_image(rgrid, os.path.join(
-                self.directory,
-                self.reconstruction_pattern.format(epoch=number)))
-            grids["reconstructions"] = rgrid
+        # Every worker decodes (under a multi-worker strategy the forward
+        # passes are collective operations all workers must join); only the
+        # chief writes.
+        if not is_chief(self.model):
+            self.last_paths = {}
+            return self.last_paths
+        patterns = {"samples": self.filename_pattern,
+                    "reconstructions": self.reconstruction_pattern}
+        paths = {
+            name: save_image(grid, os.path.join(
+                self.directory, patterns[name].format(epoch=number)))
+            for name, grid in grids.items()
+        }
         if self._writer is not None:
             import tensorflow as tf
 

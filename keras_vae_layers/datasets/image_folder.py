@@ -29,7 +29,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 _CACHE_FORMAT = 1
 
 
-def _check_size_pair(size, owner):
+def check_size_pair(size, owner):
     if isinstance(size, numbers.Integral) and not isinstance(size, bool):
         size = (size, size)
     if not isinstance(size, (tuple, list)) or len(size) != 2:
@@ -41,8 +41,8 @@ def _check_size_pair(size, owner):
             check_positive_int(size[1], "size[1]", owner))
 
 
-_COLOR_MODES = {"rgb": "RGB", "grayscale": "L"}
-_CROPS = ("center", "none")
+COLOR_MODES = {"rgb": "RGB", "grayscale": "L"}
+CROPS = ("center", "none")
 
 # Greyscale modes with more than 8 bits per sample. Pillow opens 16-bit
 # greyscale PNGs as "I;16" (older versions: "I"), 16-bit TIFFs as "I;16" /
@@ -50,7 +50,7 @@ _CROPS = ("center", "none")
 _WIDE_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
-def _check_extensions(extensions, owner):
+def check_extensions(extensions, owner):
     if isinstance(extensions, str):
         extensions = (extensions,)
     try:
@@ -65,7 +65,7 @@ def _check_extensions(extensions, owner):
     return tuple(e.lower() for e in extensions)
 
 
-def _check_folder(path, owner):
+def check_folder(path, owner):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{owner}: folder {path!r} does not exist.")
@@ -90,7 +90,7 @@ def _is_listed_file(entry):
         return True
 
 
-def _list_image_files(path, recursive, extensions):
+def scan_image_files(path, recursive, extensions):
     found = []
     folders = [path]
     while folders:
@@ -148,9 +148,9 @@ def list_image_files(path, recursive=False, extensions=IMAGE_EXTENSIONS):
     >>> shard = [decode_image(f, size=64) for f in files[:1000]]
     """
     owner = "list_image_files"
-    path = _check_folder(path, owner)
-    extensions = _check_extensions(extensions, owner)
-    return _list_image_files(path, recursive, extensions)
+    path = check_folder(path, owner)
+    extensions = check_extensions(extensions, owner)
+    return scan_image_files(path, recursive, extensions)
 
 
 def _to_8_bit(img):
@@ -246,10 +246,53 @@ def decode_image(file, size=(96, 96), crop="center", color_mode="rgb"):
     ((64, 64, 3), dtype('uint8'))
     """
     owner = "decode_image"
-    size = _check_size_pair(size, owner)
-    check_choice(crop, "crop", _CROPS, owner)
-    check_choice(color_mode, "color_mode", tuple(_COLOR_MODES), owner)
-    return _decode(file, size, crop, _COLOR_MODES[color_mode])
+    size = check_size_pair(size, owner)
+    check_choice(crop, "crop", CROPS, owner)
+    check_choice(color_mode, "color_mode", tuple(COLOR_MODES), owner)
+    return _decode(file, size, crop, COLOR_MODES[color_mode])
+
+
+def check_num_workers(num_workers, owner):
+    """Decoding threads: `None` means the CPU count, at most 8."""
+    if num_workers is None:
+        num_workers = min(os.cpu_count() or 1, 8)
+    return check_positive_int(num_workers, "num_workers", owner)
+
+
+def decode_into(pool, files, out, size, crop, mode, failed):
+    """Decodes `files[i]` into `out[i]` on the thread pool `pool`.
+
+    Returns a boolean mask of the files decoded; each file that could not be
+    read is appended to `failed` as `(file, exception)` and its row of `out`
+    is left as it was.
+    """
+    ok = np.zeros(len(files), dtype=bool)
+
+    def work(i):
+        try:
+            out[i] = _decode(files[i], size, crop, mode)
+            ok[i] = True
+        except Exception as err:  # Pillow raises many types for bad files
+            failed.append((files[i], err))
+
+    list(pool.map(work, range(len(files))))
+    return ok
+
+
+def warn_unreadable(failed, path, owner):
+    """One warning for all the files of `failed` that were skipped."""
+    if not failed:
+        return
+    failed = sorted(failed, key=lambda item: item[0])
+    names = ", ".join(os.path.basename(f) for f, _ in failed[:5])
+    more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+    first_err = failed[0][1]
+    warnings.warn(
+        f"{owner}: skipped {len(failed)} unreadable file(s) in "
+        f"{path!r}: {names}{more} (first error: "
+        f"{type(first_err).__name__}: {first_err}).",
+        stacklevel=3,
+    )
 
 
 def _cache_meta(size, crop, color_mode, max_images=None):
@@ -289,7 +332,7 @@ def _write_cache(cache, images, meta):
             np.savez(f, images=images, meta=np.array(json.dumps(meta)))
 
 
-def _log(message):
+def log(message):
     print(message, file=sys.stderr, flush=True)
 
 
@@ -347,13 +390,11 @@ def load_image_folder(path, size=(96, 96), crop="center", color_mode="rgb",
     >>> ds = make_image_dataset(faces, batch_size=128)
     """
     owner = "load_image_folder"
-    size = _check_size_pair(size, owner)
-    check_choice(crop, "crop", _CROPS, owner)
-    check_choice(color_mode, "color_mode", tuple(_COLOR_MODES), owner)
-    extensions = _check_extensions(extensions, owner)
-    if num_workers is None:
-        num_workers = min(os.cpu_count() or 1, 8)
-    num_workers = check_positive_int(num_workers, "num_workers", owner)
+    size = check_size_pair(size, owner)
+    check_choice(crop, "crop", CROPS, owner)
+    check_choice(color_mode, "color_mode", tuple(COLOR_MODES), owner)
+    extensions = check_extensions(extensions, owner)
+    num_workers = check_num_workers(num_workers, owner)
     progress_every = check_positive_int(progress_every, "progress_every",
                                         owner)
     if max_images is not None:
@@ -366,15 +407,15 @@ def load_image_folder(path, size=(96, 96), crop="center", color_mode="rgb",
         cached = _read_cache(cache, meta, owner)
         if isinstance(cached, np.ndarray):
             if verbose:
-                _log(f"{owner}: loaded {len(cached)} images from cache "
+                log(f"{owner}: loaded {len(cached)} images from cache "
                      f"{cache!r}.")
             return cached
         if cached == "stale" and verbose:
-            _log(f"{owner}: cache {cache!r} was written with other settings; "
+            log(f"{owner}: cache {cache!r} was written with other settings; "
                  "rebuilding it.")
 
-    path = _check_folder(path, owner)
-    files = _list_image_files(path, recursive, extensions)
+    path = check_folder(path, owner)
+    files = scan_image_files(path, recursive, extensions)
     if max_images is not None:
         files = files[:max_images]
     if not files:
@@ -383,21 +424,14 @@ def load_image_folder(path, size=(96, 96), crop="center", color_mode="rgb",
             f"{extensions}{', recursively' if recursive else ''})."
         )
 
-    mode = _COLOR_MODES[color_mode]
+    mode = COLOR_MODES[color_mode]
     channels = 3 if mode == "RGB" else 1
     images = np.empty((len(files), size[0], size[1], channels), np.uint8)
     ok = np.zeros(len(files), dtype=bool)
     failed = []
     if verbose:
-        _log(f"{owner}: reading {len(files)} files from {path!r}.")
+        log(f"{owner}: reading {len(files)} files from {path!r}.")
     start_time = time.perf_counter()
-
-    def work(i):
-        try:
-            images[i] = _decode(files[i], size, crop, mode)
-            ok[i] = True
-        except Exception as err:  # Pillow raises many types for bad files
-            failed.append((files[i], err))
 
     # Blocks bound the number of pending futures on huge folders and give
     # natural points to report progress.
@@ -405,28 +439,19 @@ def load_image_folder(path, size=(96, 96), crop="center", color_mode="rgb",
     with concurrent.futures.ThreadPoolExecutor(num_workers) as pool:
         done_since_report = 0
         for block_start in range(0, len(files), block):
-            indices = range(block_start, min(block_start + block, len(files)))
-            list(pool.map(work, indices))
-            done_since_report += len(indices)
+            indices = slice(block_start, min(block_start + block, len(files)))
+            ok[indices] = decode_into(pool, files[indices], images[indices],
+                                       size, crop, mode, failed)
+            done_since_report += indices.stop - indices.start
             done = indices.stop
             if verbose and (done_since_report >= progress_every
                             or done == len(files)):
                 done_since_report = 0
                 elapsed = time.perf_counter() - start_time
-                _log(f"{owner}: {done}/{len(files)} files "
+                log(f"{owner}: {done}/{len(files)} files "
                      f"({done / max(elapsed, 1e-9):.0f} files/s).")
 
-    if failed:
-        failed.sort()
-        names = ", ".join(os.path.basename(f) for f, _ in failed[:5])
-        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
-        first_err = failed[0][1]
-        warnings.warn(
-            f"{owner}: skipped {len(failed)} unreadable file(s) in "
-            f"{path!r}: {names}{more} (first error: "
-            f"{type(first_err).__name__}: {first_err}).",
-            stacklevel=2,
-        )
+    warn_unreadable(failed, path, owner)
     if not ok.any():
         raise ValueError(
             f"{owner}: none of the {len(files)} image files in {path!r} "
@@ -437,5 +462,5 @@ def load_image_folder(path, size=(96, 96), crop="center", color_mode="rgb",
     if cache is not None:
         _write_cache(cache, images, meta)
         if verbose:
-            _log(f"{owner}: wrote cache {cache!r}.")
+            log(f"{owner}: wrote cache {cache!r}.")
     return images

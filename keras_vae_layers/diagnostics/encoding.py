@@ -41,7 +41,13 @@ def forward_batch(model, batch):
     if isinstance(model, keras.Model):
         # `predict_on_batch` builds `predict_function` once and caches it, so
         # repeated calls (one per epoch in the callbacks) do not retrace.
-        return model.predict_on_batch(batch)
+        out = model.predict_on_batch(batch)
+        # Under a multi-worker MultiWorkerMirroredStrategy every worker runs
+        # this same batch and Keras 3 all-gathers their outputs, one copy
+        # per worker (keras-team/keras#20585): keep the first.
+        rows = len(keras.tree.flatten(batch)[0])
+        return keras.tree.map_structure(
+            lambda a: a[:rows] if np.ndim(a) and len(a) > rows else a, out)
     out = model(batch, training=False)
     return keras.tree.map_structure(keras.ops.convert_to_numpy, out)
 

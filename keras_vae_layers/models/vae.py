@@ -17,6 +17,7 @@ from keras_vae_layers.latents import latent_points
 from keras_vae_layers.layers import KLDivergenceLayer
 from keras_vae_layers.layers import SamplingLayer
 from keras_vae_layers.models import _data_checks
+from keras_vae_layers.models import _tf_multiworker
 from keras_vae_layers.models import backends
 from keras_vae_layers.models.encoder_outputs import check_encoder_outputs
 from keras_vae_layers.models.encoder_outputs import split_encoder_outputs
@@ -426,6 +427,14 @@ class VAEModel(keras.Model):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         self._ensure_built(x)
         return x, y, sample_weight
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Multi-worker hook (keras-team/keras#20585) on a private method of
+        # Keras' TF trainer, the only caller: see _tf_multiworker.
+        iterator, data_batch = _tf_multiworker.symbolic_build_inputs(
+            self, iterator, data_batch)
+        return super()._maybe_symbolic_build(iterator=iterator,
+                                             data_batch=data_batch)
 
     def _test_logs(self, data):
         x, y, sample_weight = self._unpack(data)

@@ -7,8 +7,7 @@ terms of `VAEModel`) uses `keras.ops` only.
 
 import tensorflow as tf
 
-from keras_vae_layers.models.backends._stateful import predict_step  # noqa: F401
-from keras_vae_layers.models.backends._stateful import test_step  # noqa: F401
+from keras_vae_layers.models import _tf_multiworker
 
 
 def num_replicas_in_sync():
@@ -63,4 +62,17 @@ def train_step(model, data):
         return terms["total_loss"], terms
 
     terms = apply_gradient_step(model, loss_fn)
-    return model._logs(terms, x, training=True)
+    logs = model._logs(terms, x, training=True)
+    # Multi-worker hook (keras-team/keras#20585): see _tf_multiworker.
+    return _tf_multiworker.step_logs(logs)
+
+
+def test_step(model, data):
+    """One evaluation step: updates the metrics, returns the logs."""
+    # Multi-worker hook (keras-team/keras#20585): see _tf_multiworker.
+    return _tf_multiworker.step_logs(model._test_logs(data))
+
+
+def predict_step(model, data):
+    """One prediction step: `z`, `mu`, `logvar` and the reconstruction."""
+    return model._predict_outputs(data)

@@ -9,9 +9,6 @@ autograd.
 
 import torch
 
-from keras_vae_layers.models.backends._stateful import predict_step  # noqa: F401
-from keras_vae_layers.models.backends._stateful import test_step  # noqa: F401
-
 
 def train_step(model, data):
     """One training step; returns the logs.
@@ -33,3 +30,13 @@ def train_step(model, data):
             model.optimizer.apply(grads, weights)
     with torch.no_grad():
         return model._logs(terms, x, training=True)
+
+
+def test_step(model, data):
+    """One evaluation step (Keras runs it under `torch.no_grad()`)."""
+    return model._test_logs(data)
+
+
+def predict_step(model, data):
+    """One prediction step: `z`, `mu`, `logvar` and the reconstruction."""
+    return model._predict_outputs(data)
