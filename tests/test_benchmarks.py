@@ -45,6 +45,7 @@ def tiny_run(tmp_path_factory):
     return run(TINY, out) + (out,)
 
 
+@pytest.mark.tf_only  # the KL-variant parity runs in a tf.function
 def test_tiny_run_passes_parity_and_writes_outputs(tiny_run):
     status, report, out = tiny_run
     assert status == 0
@@ -68,6 +69,7 @@ def test_tiny_run_passes_parity_and_writes_outputs(tiny_run):
     )
 
 
+@pytest.mark.tf_only  # the KL-variant parity runs in a tf.function
 def test_report_schema(tiny_run):
     _, report, _ = tiny_run
     assert set(report) >= {"meta", "shapes", "parity", "speed", "switch",
@@ -139,6 +141,7 @@ def parity_only(shape, variant):
             "--batch-size", "4"]
 
 
+@pytest.mark.tf_only  # the KL-variant parity runs in a tf.function
 def test_broken_strategy_fails_parity(tmp_path, monkeypatch):
     """A KL half with the wrong factor must FAIL and exit non-zero."""
     original = kl_variants.kl_logvar_part
@@ -156,6 +159,7 @@ def test_broken_strategy_fails_parity(tmp_path, monkeypatch):
     assert "FAIL" in (tmp_path / "kl_strategies.md").read_text()
 
 
+@pytest.mark.tf_only  # the KL-variant parity runs in a tf.function
 def test_opt_in_two_output_vae_passes_parity(tmp_path):
     status, report = run(parity_only("tiny-faces", "train_step_2out"),
                          tmp_path)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -127,7 +128,11 @@ def test_inference_switch_example(tmp_path):
     assert vae["restored_max_abs_z_minus_mu"] > 0
     assert vae["same_predict_function"] is True
     pitfall = result["python_attribute_pitfall"]
-    assert pitfall["stale_output"] == pitfall["enabled_output"] == 1.0
+    assert pitfall["enabled_output"] == 1.0
+    # The stale graph is a tf.function / jax.jit matter: torch runs the
+    # predict step eagerly and reads the attribute on every call.
+    stale = 1.0 if keras.backend.backend() != "torch" else 0.0
+    assert pitfall["stale_output"] == stale
     assert pitfall["refreshed_output"] == 0.0
     assert os.path.isfile(tmp_path / "switch" / "inference_switch.json")
 

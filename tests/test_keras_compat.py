@@ -6,6 +6,7 @@ place, instead of behaviour changing silently elsewhere.
 
 import keras
 import numpy as np
+import pytest
 
 from keras_vae_layers import SamplingLayer
 from keras_vae_layers import _keras_compat
@@ -101,6 +102,7 @@ def _dense_model():
     return model
 
 
+@pytest.mark.tf_only  # internals of Keras' TF trainer / tf.distribute
 def test_creation_strategy_is_the_scope_the_model_was_made_in():
     import tensorflow as tf
 
@@ -114,6 +116,7 @@ def test_creation_strategy_is_the_scope_the_model_was_made_in():
     assert _dense_model().distribute_strategy is not None
 
 
+@pytest.mark.tf_only  # internals of Keras' TF trainer / tf.distribute
 def test_first_batch_reads_the_iterator_fit_builds_from():
     seen = []
 
@@ -139,6 +142,7 @@ def test_first_batch_reads_the_iterator_fit_builds_from():
     assert steps == [0, 1]  # reading it costs the epoch no step
 
 
+@pytest.mark.tf_only  # internals of Keras' TF trainer / tf.distribute
 def test_fill_saving_skipset_cache_makes_saving_create_no_variable(
         tmp_path):
     import tensorflow as tf

@@ -61,6 +61,7 @@ def last_json_line(text):
     return json.loads(text.strip().splitlines()[-1])
 
 
+@pytest.mark.tf_only  # tf.distribute MultiWorkerMirroredStrategy
 def test_two_workers_match_one_process_and_only_the_chief_writes(tmp_path):
     x = np.random.default_rng(0).uniform(
         size=(worker.BATCH,) + worker.INPUT_SHAPE).astype("float32")
@@ -120,6 +121,7 @@ def test_two_workers_match_one_process_and_only_the_chief_writes(tmp_path):
     assert not (tmp_path / "grids1").exists()
 
 
+@pytest.mark.tf_only  # tf.distribute MultiWorkerMirroredStrategy
 def test_killed_worker_fails_the_run_then_it_resumes(tmp_path):
     out = tmp_path / "run"
     ckpt_dir = out / "checkpoints"
