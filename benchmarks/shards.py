@@ -34,6 +34,7 @@ The targets and the markdown report live in `shards_report.py`.
 
 import argparse
 import concurrent.futures
+import importlib.util
 import json
 import os
 import shutil
@@ -480,6 +481,11 @@ def part_verify(shard_dir):
 
 
 def part_no_tensorflow(args, shard_dir):
+    if importlib.util.find_spec("jax") is None:
+        reason = ("jax is not installed (pip install "
+                  "'keras_vae_layers[jax]')")
+        log(f"no_tensorflow: skipped, {reason}")
+        return {"skipped": reason}
     code = _NO_TF_CHILD.format(package=_PACKAGE)
     env = dict(os.environ, KERAS_BACKEND="jax")
     out = subprocess.run(

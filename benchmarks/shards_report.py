@@ -171,6 +171,9 @@ def _verify(verify, flags):
 
 
 def _no_tensorflow(no_tf, flags):
+    if "skipped" in no_tf:
+        return ["## Reading without TensorFlow", "",
+                f"Not measured: {no_tf['skipped']}.", ""]
     return ["## Reading without TensorFlow", "",
             f"A child on the `{no_tf['backend']}` backend read "
             f"{no_tf['batches']} batches through "

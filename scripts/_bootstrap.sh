@@ -1,6 +1,9 @@
 # Sourced by scripts/demo and scripts/test: creates the virtual environment
-# (default .venv, or $KVL_VENV) and installs the package with its test and
-# plot extras the first time, and again whenever pyproject.toml changes.
+# (default .venv, or $KVL_VENV) and installs the package with the extras in
+# $KVL_EXTRAS (default: test,plot) the first time, and again whenever
+# pyproject.toml or the extras change. With the torch extra, torch is pinned
+# first ($KVL_TORCH_PIN, default torch==2.13.0: a CPU build; an unpinned
+# torch may pull several GB of CUDA packages).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${KVL_VENV:-$ROOT/.venv}"
@@ -15,12 +18,17 @@ if [ ! -x "$VENV/bin/python" ]; then
     echo "[setup] creating virtual environment in $VENV" >&2
     "$PYTHON_BIN" -m venv "$VENV"
 fi
-STAMP="$VENV/.keras_vae_layers-installed"
+EXTRAS="${KVL_EXTRAS:-test,plot}"
+STAMP="$VENV/.keras_vae_layers-installed-${EXTRAS//,/-}"
 WANT="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
-    echo "[setup] installing keras_vae_layers and its dependencies (first run takes a minute or two)" >&2
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[test,plot]"
+    echo "[setup] installing keras_vae_layers[$EXTRAS] and its dependencies (first run takes a few minutes)" >&2
+    PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
+    "${PIP[@]}" --upgrade pip
+    case ",$EXTRAS," in
+        *,torch,*) "${PIP[@]}" "${KVL_TORCH_PIN:-torch==2.13.0}" ;;
+    esac
+    "${PIP[@]}" -e "$ROOT[$EXTRAS]"
     echo "$WANT" > "$STAMP"
 fi
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-3}"

@@ -33,6 +33,9 @@ def test_jax_data_parallel_step_equals_single_device_step():
     batch is split, the gradients averaged, so one step matches the
     single-device step."""
     env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
+    # This checkout's package, whatever the interpreter has installed.
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (os.path.dirname(HERE), os.environ.get("PYTHONPATH")) if p)
     out = subprocess.run(
         [sys.executable, os.path.join(HERE, "_jax_distributed_step.py")],
         capture_output=True, text=True, timeout=300, env=env,
