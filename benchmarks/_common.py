@@ -1,7 +1,8 @@
 """What the benchmark scripts share (not part of the package).
 
 * progress lines (`log`) and the run's environment report (`run_meta`:
-  date, versions, machine, devices, flags, load average);
+  date, versions, machine, devices, flags, load average; `host_meta`: the
+  part that needs no framework);
 * the command line: comma-separated values, `--quick` presets, the `>= 1`
   checks;
 * outputs: the JSON / markdown / PNG files of a report, each written
@@ -62,6 +63,34 @@ def display_path(path):
     return path
 
 
+def host_meta(args, flags=None):
+    """The parts of `run_meta` that need no framework: when and where.
+
+    For a script that imports no Keras backend itself (`backends.py`, whose
+    children each run one) and gathers the versions from elsewhere.
+
+    Args:
+        args: The parsed command line; stored under `flags`, with `out`
+            relative to the repository.
+        flags: What to store under `flags` instead of `args`.
+
+    Returns:
+        Dict with `date`, `machine`, `platform`, `cpu_count`, `flags` and
+        `loadavg_start`.
+    """
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"),
+        "machine": f"{platform.system()} {platform.machine()} "
+                   f"({platform.processor() or 'unknown processor'})",
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "flags": (dict(vars(args), out=display_path(args.out))
+                  if flags is None else flags),
+        "loadavg_start": loadavg(),
+    }
+
+
 def run_meta(args, extra_versions=None, flags=None):
     """The `meta` block of a report: when, with what, where, how.
 
@@ -95,19 +124,10 @@ def run_meta(args, extra_versions=None, flags=None):
                      "numpy": np.__version__,
                      "keras_vae_layers": keras_vae_layers.__version__})
     versions.update(extra_versions or {})
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds"),
-        "versions": versions,
-        "machine": f"{platform.system()} {platform.machine()} "
-                   f"({platform.processor() or 'unknown processor'})",
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "devices": devices,
-        "flags": (dict(vars(args), out=display_path(args.out))
-                  if flags is None else flags),
-        "loadavg_start": loadavg(),
-    }
+    host = host_meta(args, flags)
+    return {"date": host.pop("date"), "versions": versions,
+            **{k: host.pop(k) for k in ("machine", "platform", "cpu_count")},
+            "devices": devices, **host}
 
 
 # ----------------------------------------------------------------------------
