@@ -13,6 +13,10 @@
 * the conv stack presets (`SHAPES`) of `kl_strategies.py` and
   `inference_switch.py`.
 
+Importing this module imports no Keras backend (`backends.py` runs each
+backend in a child process of its own): the writers import
+`keras_vae_layers.io` when they write.
+
 Every script puts the repository root on `sys.path` and imports this
 module as `benchmarks._common`: the scripts run as `python
 benchmarks/x.py` from any directory, and their modules never clash with
@@ -24,9 +28,6 @@ import os
 import platform
 import statistics
 import time
-
-from keras_vae_layers.io import atomic_path
-from keras_vae_layers.io import write_json_atomic
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS_DIR = os.path.join(HERE, "results")
@@ -196,6 +197,8 @@ def targets_table(targets, detail="measured"):
 
 def write_text_atomic(path, text):
     """Writes `text` (UTF-8) to `path` atomically."""
+    from keras_vae_layers.io import atomic_path
+
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
@@ -221,6 +224,8 @@ def write_png(path, draw, dpi):
         log("matplotlib is not installed: skipping the PNG chart "
             "(pip install matplotlib, or the [plot] extra).")
         return None
+    from keras_vae_layers.io import atomic_path
+
     fig = draw(plt)
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -233,6 +238,8 @@ def write_report(out_dir, stem, report, markdown, plot=None):
     """Writes `<stem>.json` and `<stem>.md` and, when `plot` is given,
     `<stem>.png` through `plot(report, path)` (which returns `None` when it
     writes nothing, as `write_png` does); logs every file written."""
+    from keras_vae_layers.io import write_json_atomic
+
     json_path = os.path.join(out_dir, f"{stem}.json")
     md_path = os.path.join(out_dir, f"{stem}.md")
     write_json_atomic(json_path, report)

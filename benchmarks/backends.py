@@ -24,7 +24,9 @@ step and then `--steps` timed training steps (the compiled step `fit()`
 calls, on the fixed batch) and reports wall-clock and process-CPU ms per
 step. A slow drift of the machine therefore hits every contender alike,
 and the cross-backend ratios come from one run. Only the child being
-timed works; the others wait on their stdin.
+timed works; the others wait on their stdin, and the parent imports no
+framework until it writes the report. The children run with
+`OMP_WAIT_POLICY=PASSIVE` unless it is set (`CHILD_ENV_DEFAULTS`).
 
 Before that, `import keras_vae_layers` is timed per backend: a fresh
 interpreter per sample, `--import-repeats` samples per backend,
@@ -210,6 +212,10 @@ def import_sample(backend, timeout):
         raise RuntimeError(f"import child on {backend} failed (status "
                            f"{out.returncode}): {out.stderr[-2000:]}")
     sample = json.loads(out.stdout.strip().splitlines()[-1])
+    if "package_file" in sample and not os.path.abspath(
+            sample.pop("package_file")).startswith(_ROOT + os.sep):
+        raise RuntimeError("the import child did not import this "
+                           "repository's keras_vae_layers")
     sample["process_s"] = process_s
     return sample
 
@@ -272,7 +278,12 @@ takes several) before they are terminated."""
 
 
 class ChildError(RuntimeError):
-    """A child answered with an error, died, or did not answer in time."""
+    """A child answered with an error (`message`: its answer), died, or did
+    not answer in time (`message` empty)."""
+
+    def __init__(self, text, message=None):
+        super().__init__(text)
+        self.message = message or {}
 
 
 class Child:
@@ -313,10 +324,8 @@ class Child:
                              f"{self.proc.wait()}) without answering")
         message = json.loads(line)
         if not message.get("ok"):
-            error = ChildError(f"the {self.backend} child failed: "
-                               f"{message.get('error')}")
-            error.message = message
-            raise error
+            raise ChildError(f"the {self.backend} child failed: "
+                             f"{message.get('error')}", message)
         return message
 
     def request(self, timeout, **command):
@@ -345,8 +354,7 @@ class Child:
         try:
             self.proc.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            log(f"[{self.backend}] the child did not exit in time: "
-                "terminating it")
+            log(f"[{self.backend}] terminating the child")
             self.proc.terminate()
             try:
                 self.proc.wait(5)
@@ -359,7 +367,8 @@ class Child:
 def close_children(children, timeout=CLOSE_TIMEOUT):
     """Asks every child to quit at once (their exits overlap), waits up to
     `timeout` seconds in all, terminates what is left; returns `{backend:
-    exit status}`."""
+    exit status}`. After an error or Ctrl-C, `timeout=0`: a child still
+    warming up reads nothing before it is ready."""
     for child in children.values():
         child.quit()
     deadline = time.monotonic() + timeout
@@ -383,10 +392,9 @@ def start_children(args, skipped, failed):
             try:
                 ready[backend] = child.receive(args.child_timeout)
             except ChildError as err:
-                message = getattr(err, "message", {})
-                if message.get("skipped"):
-                    skipped[backend] = message["error"]
-                    log(f"[{backend}] skipped: {message['error']}")
+                if err.message.get("skipped"):
+                    skipped[backend] = err.message["error"]
+                    log(f"[{backend}] skipped: {skipped[backend]}")
                 else:
                     failed[backend] = str(err)
                     log(f"[{backend}] FAILED: {err}")
@@ -398,7 +406,7 @@ def start_children(args, skipped, failed):
                 f"{n} (jit_compile {v['jit_compile']})"
                 for n, v in variants.items()))
     except BaseException:
-        close_children(children)
+        close_children(children, timeout=0)
         raise
     return children, ready
 
@@ -548,10 +556,12 @@ def run_parent(args):
     children, ready = start_children(args, skipped, failed)
     try:
         timed = time_rounds(args, children, ready) if children else {}
-    finally:
-        for backend, status in close_children(children).items():
-            if status != 0:
-                failed.setdefault(backend, f"child exit status {status}")
+    except BaseException:
+        close_children(children, timeout=0)
+        raise
+    for backend, status in close_children(children).items():
+        if status != 0:
+            failed.setdefault(backend, f"child exit status {status}")
     meta = merged_meta(meta_start, ready)
     meta["loadavg_end"] = loadavg()
     meta["child_env"] = {k: os.environ.get(k, v)
@@ -568,6 +578,9 @@ def run_parent(args):
               "backends": args.backends,
               "skipped": skipped, "failed": failed,
               "imports": imports,
+              "frameworks_after_training": {
+                  b: message["frameworks_loaded"]
+                  for b, message in ready.items()},
               "speed": summarize(timed, ready)}
     report["targets"] = evaluate_targets(report)
     write_report(args.out, "backends", report, markdown_report(report))

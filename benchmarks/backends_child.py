@@ -80,11 +80,11 @@ def frameworks_loaded():
 
 
 def _conv_stack(kwargs, seed):
-    import keras
-
+    # The builder's seed seeds every initializer. (Not
+    # keras.utils.set_random_seed: it imports TensorFlow, where installed,
+    # on every backend.)
     from keras_vae_layers import build_conv_encoder_decoder
 
-    keras.utils.set_random_seed(seed)
     return build_conv_encoder_decoder(**kwargs, kl_layer=False, seed=seed)
 
 

@@ -90,6 +90,12 @@ def findings(report):
                          f"(TensorFlow imported: "
                          f"{'yes' if e['tensorflow_imported'] else 'no'})"
                          for b, e in imports.items()) + ".")
+    after = report["frameworks_after_training"]
+    if after:
+        lines.append("- Backend packages imported in each child after "
+                     "training: " + "; ".join(
+                         f"{_label(b)}: {', '.join(names)}"
+                         for b, names in after.items()) + ".")
     start, end = meta.get("loadavg_start"), meta.get("loadavg_end")
     if start and end:
         lines.append(
@@ -101,7 +107,8 @@ def findings(report):
     for backend, why in report["skipped"].items():
         lines.append(f"- {_label(backend)} skipped: {why}")
     for backend, why in report["failed"].items():
-        lines.append(f"- {backend} FAILED: {why.splitlines()[0]}")
+        # The last line of a child's traceback names the error.
+        lines.append(f"- {backend} FAILED: {why.strip().splitlines()[-1]}")
     return lines
 
 

@@ -163,7 +163,7 @@ def test_ratios_follow_from_the_reported_rounds(quick_run):
         assert target["met"] is (r["min"] <= 1.05)
 
 
-def test_import_times_and_no_tensorflow_off_tensorflow(quick_run):
+def test_import_times_and_no_tensorflow_off_the_tensorflow_backend(quick_run):
     imports = quick_run[1]["imports"]
     assert sorted(imports) == sorted(REQUESTED)
     for backend, entry in imports.items():
@@ -174,6 +174,12 @@ def test_import_times_and_no_tensorflow_off_tensorflow(quick_run):
         assert entry["import_s"]["min"] >= entry["keras_s"]["min"]
         assert entry["tensorflow_imported"] is (backend == "tensorflow")
         assert backend in entry["frameworks_loaded"]
+    # Training on JAX or torch does not pull TensorFlow in either.
+    after = quick_run[1]["frameworks_after_training"]
+    assert sorted(after) == sorted(REQUESTED)
+    for backend, names in after.items():
+        assert backend in names
+        assert ("tensorflow" in names) is (backend == "tensorflow")
 
 
 def test_unknown_backend_is_an_error_naming_the_argument(tmp_path, capsys):
@@ -213,6 +219,7 @@ def test_backend_that_cannot_be_imported_is_skipped(tmp_path, monkeypatch):
     assert list(report["skipped"]) == ["jax"]
     assert "jax is broken here" in report["skipped"]["jax"]
     assert report["failed"] == {} and report["imports"] == {}
+    assert report["frameworks_after_training"] == {}
     assert report["speed"]["per_backend"] == {}
     assert report["targets"] == {}
     md = (out / "backends.md").read_text(encoding="utf-8")
