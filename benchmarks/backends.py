@@ -86,7 +86,7 @@ from benchmarks.backends_report import markdown_report  # noqa: E402
 BACKENDS = ("tensorflow", "jax", "torch")
 """Every backend, in timing order (TensorFlow first: the reference)."""
 
-DEFAULTS = dict(shape="digits", batch_size=64, rounds=11, steps=20,
+DEFAULTS = dict(shape="digits", batch_size=64, rounds=15, steps=20,
                 warmup_steps=5, import_repeats=5, child_timeout=600)
 QUICK = dict(shape="tiny-digits", batch_size=16, rounds=2, steps=3,
              warmup_steps=2, import_repeats=1, child_timeout=300)

@@ -36,13 +36,13 @@ directly in a loop on one fixed batch that is already a backend tensor:
 no input pipeline and none of `fit()`'s per-call set-up (epoch iterator,
 callbacks), which costs tens of milliseconds per call and would blur small
 models. Per backend that is: TensorFlow `train_function(iterator)` over a
-repeated one-batch `tf.data` dataset (as `kl_speed.py`); JAX
+repeated one-batch `tf.data` dataset (as `kl_speed.py`, but without
+tf.data's background work); JAX
 `logs, state = train_function(state, iterator)` carrying the state as
 `fit()` does (the model's variables are purged meanwhile, as in `fit()`);
 torch `train_function([batch])` in training mode.
 """
 
-import gc
 import itertools
 import json
 import os
@@ -124,13 +124,23 @@ def build_ae(kwargs, seed, jit_compile):
 
 
 class _TensorFlowSteps:
-    """`train_function(iterator)` over a repeated one-batch dataset."""
+    """`train_function(iterator)` over a repeated one-batch dataset.
+
+    Without tf.data's autotuning and injected prefetching: nothing runs in
+    the background between steps (or while the other children are timed),
+    and the iterator is released at once (with them, destroying one took
+    5-8 s, and a child's exit over 30 s).
+    """
 
     def __init__(self, model, data):
         import tensorflow as tf
 
         self.fn = model.train_function
-        self.iterator = iter(tf.data.Dataset.from_tensors(data).repeat())
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        options.experimental_optimization.inject_prefetch = False
+        dataset = tf.data.Dataset.from_tensors(data).repeat()
+        self.iterator = iter(dataset.with_options(options))
 
     def __call__(self, steps):
         for _ in range(steps):
@@ -272,12 +282,6 @@ class Bench:
         self.info = {"backend": self.backend, "variants": self.variants,
                      "meta": meta, "frameworks_loaded": frameworks_loaded()}
 
-    def close(self):
-        """Drops the step loops: a live infinite `tf.data` iterator makes
-        the interpreter's exit take seconds (about 10 s here)."""
-        self.runs.clear()
-        gc.collect()
-
     def time_steps(self, name, steps):
         """Wall-clock and process-CPU ms per step over `steps` steps of
         `name`, after one untimed step (it wakes the backend's thread pools
@@ -313,17 +317,14 @@ def serve(args):
         send(ok=False, error=traceback.format_exc())
         return 1
     send(ok=True, **bench.info)
-    try:
-        for line in sys.stdin:
-            command = json.loads(line)
-            if command.get("cmd") == "quit":
-                break
-            try:
-                send(ok=True, **bench.time_steps(command["variant"],
-                                                 int(command["steps"])))
-            except Exception:
-                send(ok=False, error=traceback.format_exc())
-                return 1
-    finally:
-        bench.close()
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command.get("cmd") == "quit":
+            break
+        try:
+            send(ok=True, **bench.time_steps(command["variant"],
+                                             int(command["steps"])))
+        except Exception:
+            send(ok=False, error=traceback.format_exc())
+            return 1
     return 0
