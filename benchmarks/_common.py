@@ -1,7 +1,8 @@
 """What the benchmark scripts share (not part of the package).
 
 * progress lines (`log`) and the run's environment report (`run_meta`:
-  date, versions, machine, devices, flags, load average);
+  date, versions, machine, devices, flags, load average; `host_meta`: the
+  part that needs no framework);
 * the command line: comma-separated values, `--quick` presets, the `>= 1`
   checks;
 * outputs: the JSON / markdown / PNG files of a report, each written
@@ -11,6 +12,10 @@
   their min / median / max;
 * the conv stack presets (`SHAPES`) of `kl_strategies.py` and
   `inference_switch.py`.
+
+Importing this module imports no Keras backend (`backends.py` runs each
+backend in a child process of its own): the writers import
+`keras_vae_layers.io` when they write.
 
 Every script puts the repository root on `sys.path` and imports this
 module as `benchmarks._common`: the scripts run as `python
@@ -23,9 +28,6 @@ import os
 import platform
 import statistics
 import time
-
-from keras_vae_layers.io import atomic_path
-from keras_vae_layers.io import write_json_atomic
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS_DIR = os.path.join(HERE, "results")
@@ -62,6 +64,34 @@ def display_path(path):
     return path
 
 
+def host_meta(args, flags=None):
+    """The parts of `run_meta` that need no framework: when and where.
+
+    For a script that imports no Keras backend itself (`backends.py`, whose
+    children each run one) and gathers the versions from elsewhere.
+
+    Args:
+        args: The parsed command line; stored under `flags`, with `out`
+            relative to the repository.
+        flags: What to store under `flags` instead of `args`.
+
+    Returns:
+        Dict with `date`, `machine`, `platform`, `cpu_count`, `flags` and
+        `loadavg_start`.
+    """
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"),
+        "machine": f"{platform.system()} {platform.machine()} "
+                   f"({platform.processor() or 'unknown processor'})",
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "flags": (dict(vars(args), out=display_path(args.out))
+                  if flags is None else flags),
+        "loadavg_start": loadavg(),
+    }
+
+
 def run_meta(args, extra_versions=None, flags=None):
     """The `meta` block of a report: when, with what, where, how.
 
@@ -95,19 +125,10 @@ def run_meta(args, extra_versions=None, flags=None):
                      "numpy": np.__version__,
                      "keras_vae_layers": keras_vae_layers.__version__})
     versions.update(extra_versions or {})
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds"),
-        "versions": versions,
-        "machine": f"{platform.system()} {platform.machine()} "
-                   f"({platform.processor() or 'unknown processor'})",
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "devices": devices,
-        "flags": (dict(vars(args), out=display_path(args.out))
-                  if flags is None else flags),
-        "loadavg_start": loadavg(),
-    }
+    host = host_meta(args, flags)
+    return {"date": host.pop("date"), "versions": versions,
+            **{k: host.pop(k) for k in ("machine", "platform", "cpu_count")},
+            "devices": devices, **host}
 
 
 # ----------------------------------------------------------------------------
@@ -176,6 +197,8 @@ def targets_table(targets, detail="measured"):
 
 def write_text_atomic(path, text):
     """Writes `text` (UTF-8) to `path` atomically."""
+    from keras_vae_layers.io import atomic_path
+
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
@@ -201,6 +224,8 @@ def write_png(path, draw, dpi):
         log("matplotlib is not installed: skipping the PNG chart "
             "(pip install matplotlib, or the [plot] extra).")
         return None
+    from keras_vae_layers.io import atomic_path
+
     fig = draw(plt)
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -213,6 +238,8 @@ def write_report(out_dir, stem, report, markdown, plot=None):
     """Writes `<stem>.json` and `<stem>.md` and, when `plot` is given,
     `<stem>.png` through `plot(report, path)` (which returns `None` when it
     writes nothing, as `write_png` does); logs every file written."""
+    from keras_vae_layers.io import write_json_atomic
+
     json_path = os.path.join(out_dir, f"{stem}.json")
     md_path = os.path.join(out_dir, f"{stem}.md")
     write_json_atomic(json_path, report)

@@ -42,6 +42,12 @@ def apply_gradient_step(model, loss_fn):
     weights = model.trainable_weights
     if weights:
         grads = tape.gradient(scaled, weights)
+        if not model.optimizer.built:
+            # Create the optimizer's variables here, not under the control
+            # dependency below: there their initial values would depend on
+            # `loss`, and with jit_compile=True XLA cannot lift such
+            # variable creations out of the compiled step.
+            model.optimizer.build(weights)
         # Keras' train function calls the step once more when a dataset of
         # unknown length runs dry; the optimizer's increment of `iterations`
         # has no data dependency and would still run in that call, so the
