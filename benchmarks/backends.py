@@ -43,7 +43,7 @@ cannot be imported is reported as skipped, with the reason.
 
 Usage:
 
-    python benchmarks/backends.py                 # about 6 min on 2 CPU cores
+    python benchmarks/backends.py                 # about 5-6 min on 2 CPU cores
     python benchmarks/backends.py --quick         # well under a minute per backend
     python benchmarks/backends.py --backends tensorflow,jax --rounds 5
 
