@@ -23,6 +23,7 @@ STAMP="$VENV/.keras_vae_layers-installed-${EXTRAS//,/-}"
 WANT="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
     echo "[setup] installing keras_vae_layers[$EXTRAS] and its dependencies (first run takes a few minutes)" >&2
+    setup_start=$(date +%s)
     PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
     "${PIP[@]}" --upgrade pip
     case ",$EXTRAS," in
@@ -30,6 +31,7 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
     esac
     "${PIP[@]}" -e "$ROOT[$EXTRAS]"
     echo "$WANT" > "$STAMP"
+    echo "[setup] installed in $(( $(date +%s) - setup_start ))s" >&2
 fi
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-3}"
 export PATH="$VENV/bin:$PATH"
