@@ -359,6 +359,9 @@ def is_chief(model=None):
     try:
         return bool(strategy.extended.should_checkpoint)
     except NotImplementedError:
+        # Strategies without a notion of workers (tf.distribute's default
+        # and one-device strategies in some TF versions) do not implement
+        # `should_checkpoint`: one process, so it is the chief.
         return True
 
 
